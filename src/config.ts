@@ -1,0 +1,358 @@
+// keel configuration: one TOML file, KEEL_<SECTION>_<KEY> environment overrides and CLI overrides,
+// all checked against CONFIG_SCHEMA. Any unknown key or bad value stops start-up with a ConfigError
+// naming the key, the problem and where the value came from.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { hostname as osHostname } from 'node:os';
+import { parse as parseToml, TomlError } from 'smol-toml';
+
+export interface KeelConfig {
+  server: { name: string; data_dir: string; bind: string };
+  http: { port: number; max_body_bytes: number };
+  auth: { access_token_ttl: number; refresh_token_ttl: number };
+  tftp: { port: number; root: string | null };
+  dhcp: { interfaces: string[] };
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'; format: 'auto' | 'json' | 'pretty' };
+}
+
+/** Command-line values for loadConfig: typed, or the flag's raw text (read like an env value). */
+export type ConfigOverrides = { [S in keyof KeelConfig]?: { [K in keyof KeelConfig[S]]?: KeelConfig[S][K] | string } };
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Variables starting with KEEL_ that are not config keys, so they are not rejected as unknown. */
+export const NON_CONFIG_ENV: readonly string[] = Object.freeze([
+  'KEEL_CONFIG', // path of the config file (same as --config)
+  'KEEL_ADMIN_PASSWORD', // password of the initial admin account, used when the database has none
+]);
+
+/** Config file read when neither opts.file nor KEEL_CONFIG names one; a missing default file is fine. */
+export const DEFAULT_CONFIG_FILE = { root: '/etc/keel/keel.toml', user: './keel.toml' } as const;
+
+interface HostFacts {
+  isRoot: boolean;
+  hostname: string;
+}
+
+/** How one kind of value is checked, read from text (env, CLI) and described in docs and errors. */
+interface ValueType<T> {
+  /** Completes "must be …" in errors; also the Type column of docs/config.md. */
+  expected: string;
+  isValid(value: unknown): value is T;
+  /** Env var or CLI text → candidate value; isValid() then decides. */
+  fromText(text: string): unknown;
+}
+
+/** A default that depends on the host (root or not, host name); `text` is what docs show. */
+class HostDefault<T> {
+  constructor(
+    readonly resolve: (host: HostFacts) => T,
+    readonly text: string,
+  ) {}
+}
+
+interface KeySpec<T> {
+  type: ValueType<T>;
+  default: T | HostDefault<T>;
+  description: string;
+  /** Command-line flag the CLI maps onto this key via loadConfig's `overrides`. */
+  flag?: string;
+}
+
+type Schema = { [S in keyof KeelConfig]: { [K in keyof KeelConfig[S]]: KeySpec<KeelConfig[S][K]> } };
+
+const integer = (min: number, max?: number): ValueType<number> => ({
+  expected: max === undefined ? `an integer >= ${min}` : `an integer ${min}..${max}`,
+  isValid: (v): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min && (max === undefined || v <= max),
+  fromText: (text) => (/^[+-]?\d+$/.test(text.trim()) ? Number(text) : text),
+});
+
+const nonEmptyString: ValueType<string> = {
+  expected: 'a non-empty string',
+  isValid: (v): v is string => typeof v === 'string' && v.length > 0,
+  fromText: (text) => text,
+};
+
+// TOML has no null: leave the key out of the file (or set the env var to "") for "none".
+const optionalPath: ValueType<string | null> = {
+  expected: 'a non-empty path, or unset',
+  isValid: (v): v is string | null => v === null || (typeof v === 'string' && v.length > 0),
+  fromText: (text) => (text === '' ? null : text),
+};
+
+const ipAddress: ValueType<string> = {
+  expected: 'an IPv4 or IPv6 address literal',
+  isValid: (v): v is string => typeof v === 'string' && isIP(v) !== 0,
+  fromText: (text) => text,
+};
+
+// Linux's dev_valid_name(): 1..15 bytes, not "." or "..", no '/', ':' or whitespace.
+const isInterfaceName = (v: unknown): boolean =>
+  typeof v === 'string' && /^[^/:\s]{1,15}$/.test(v) && v !== '.' && v !== '..';
+
+const interfaceList: ValueType<string[]> = {
+  expected: "a list of interface names (1-15 characters, no '/', ':' or whitespace)",
+  isValid: (v): v is string[] => Array.isArray(v) && v.every(isInterfaceName),
+  fromText: (text) => (text.trim() === '' ? [] : text.split(',').map((name) => name.trim())),
+};
+
+const oneOf = <const T extends string>(...choices: T[]): ValueType<T> => ({
+  expected: `one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`,
+  isValid: (v): v is T => (choices as unknown[]).includes(v),
+  fromText: (text) => text,
+});
+
+const rootOrUser = <T>(root: T, user: T) =>
+  new HostDefault((host) => (host.isRoot ? root : user), `${formatValue(root)} as root, else ${formatValue(user)}`);
+
+/** The single declaration of every config key; docs/config.md's table is rendered from it. */
+export const CONFIG_SCHEMA: Schema = {
+  server: {
+    name: {
+      type: nonEmptyString,
+      default: new HostDefault((host) => host.hostname, 'the host name'),
+      description: 'Name of this keel server.',
+    },
+    data_dir: {
+      type: nonEmptyString,
+      default: rootOrUser('/var/lib/keel', './var'),
+      description: 'Directory holding the database and content store.',
+      flag: '--data-dir <dir>',
+    },
+    bind: {
+      type: ipAddress,
+      default: '0.0.0.0',
+      description: 'Address the HTTP and TFTP servers listen on.',
+      flag: '--bind <address>',
+    },
+  },
+  http: {
+    port: {
+      type: integer(1, 65535),
+      default: rootOrUser(80, 8080),
+      description: 'HTTP port (REST API and boot file streaming).',
+      flag: '--http-port <port>',
+    },
+    max_body_bytes: {
+      type: integer(1024),
+      default: 1048576,
+      description: 'Largest accepted JSON API request body; file uploads are streamed and not limited by it.',
+    },
+  },
+  auth: {
+    access_token_ttl: {
+      type: integer(1),
+      default: 1200,
+      description: 'Lifetime of an access token, in seconds.',
+    },
+    refresh_token_ttl: {
+      type: integer(1),
+      default: 2592000,
+      description: 'Lifetime of a refresh token, in seconds.',
+    },
+  },
+  tftp: {
+    port: {
+      type: integer(1, 65535),
+      default: rootOrUser(69, 6969),
+      description: 'TFTP port.',
+      flag: '--tftp-port <port>',
+    },
+    root: {
+      type: optionalPath,
+      default: null,
+      description: 'Directory also served over TFTP; unset: TFTP serves only the content store and boot policy.',
+      flag: '--tftp-root <dir>',
+    },
+  },
+  dhcp: {
+    interfaces: {
+      type: interfaceList,
+      default: [],
+      description: 'Interfaces DHCP answers on; empty: DHCP is off.',
+      flag: '--dhcp-interface <names>',
+    },
+  },
+  log: {
+    level: {
+      type: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal'),
+      default: 'info',
+      description: 'Lowest level logged.',
+      flag: '--log-level <level>',
+    },
+    format: {
+      type: oneOf('auto', 'json', 'pretty'),
+      default: 'auto',
+      description: 'Log format; auto: pretty on a TTY, JSON otherwise.',
+    },
+  },
+};
+
+interface KeyEntry {
+  section: string;
+  key: string;
+  path: string; // "http.port"
+  env: string; // "KEEL_HTTP_PORT"
+  spec: KeySpec<unknown>;
+}
+
+const KEYS: KeyEntry[] = Object.entries(CONFIG_SCHEMA).flatMap(([section, keys]) =>
+  Object.entries(keys as Record<string, KeySpec<unknown>>).map(([key, spec]) => ({
+    section,
+    key,
+    path: `${section}.${key}`,
+    env: `KEEL_${section}_${key}`.toUpperCase(),
+    spec,
+  })),
+);
+const KEY_BY_PATH = new Map(KEYS.map((k) => [k.path, k]));
+
+/** The keys that have a command-line flag, for the CLI to declare. */
+export const CONFIG_FLAGS: readonly { section: string; key: string; flag: string; description: string }[] = KEYS.filter(
+  (k) => k.spec.flag !== undefined,
+).map((k) => ({ section: k.section, key: k.key, flag: k.spec.flag!, description: k.spec.description }));
+const KEY_BY_ENV = new Map(KEYS.map((k) => [k.env, k]));
+const SECTIONS = Object.keys(CONFIG_SCHEMA);
+
+export interface LoadConfigOptions {
+  /** Config file; else KEEL_CONFIG; else DEFAULT_CONFIG_FILE if it exists. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Command-line values, highest precedence; strings are read like env values ("8081", "eth0,eth1"). */
+  overrides?: ConfigOverrides;
+  isRoot?: boolean;
+  hostname?: string;
+}
+
+/** Defaults < TOML file < KEEL_* environment < overrides. Throws ConfigError listing every problem. */
+export function loadConfig(opts: LoadConfigOptions = {}): KeelConfig {
+  const env = opts.env ?? process.env;
+  const host: HostFacts = {
+    isRoot: opts.isRoot ?? process.getuid?.() === 0,
+    hostname: opts.hostname ?? osHostname(),
+  };
+  const values = new Map<string, unknown>(KEYS.map((k) => [k.path, defaultFor(k.spec, host)]));
+  const problems: string[] = [];
+  const set = (entry: KeyEntry, value: unknown, source: string) => {
+    if (entry.spec.type.isValid(value)) values.set(entry.path, value);
+    else problems.push(`${entry.path}: must be ${entry.spec.type.expected} (got ${formatValue(value)}) [from ${source}]`);
+  };
+
+  const explicitFile = opts.file ?? (env.KEEL_CONFIG || undefined);
+  const file = explicitFile ?? (host.isRoot ? DEFAULT_CONFIG_FILE.root : DEFAULT_CONFIG_FILE.user);
+  const table = readTomlFile(file, explicitFile !== undefined);
+  if (table) {
+    for (const [section, keys] of Object.entries(table)) {
+      if (!SECTIONS.includes(section)) {
+        problems.push(`unknown section [${section}]${suggest(section, SECTIONS, (s) => `[${s}]`)} [from ${file}]`);
+      } else if (!isTable(keys)) {
+        problems.push(`${section}: must be a table ([${section}]) (got ${formatValue(keys)}) [from ${file}]`);
+      } else {
+        for (const [key, value] of Object.entries(keys)) {
+          const entry = KEY_BY_PATH.get(`${section}.${key}`);
+          if (entry) set(entry, value, file);
+          else problems.push(`unknown key ${section}.${key}${suggest(`${section}.${key}`, [...KEY_BY_PATH.keys()])} [from ${file}]`);
+        }
+      }
+    }
+  }
+
+  for (const [name, text] of Object.entries(env)) {
+    if (!name.startsWith('KEEL_') || text === undefined || NON_CONFIG_ENV.includes(name)) continue;
+    const entry = KEY_BY_ENV.get(name);
+    if (entry) set(entry, entry.spec.type.fromText(text), name);
+    else problems.push(`unknown environment variable ${name}${suggest(name, [...KEY_BY_ENV.keys(), ...NON_CONFIG_ENV])}`);
+  }
+
+  for (const [section, keys] of Object.entries(opts.overrides ?? {})) {
+    for (const [key, value] of Object.entries(keys ?? {})) {
+      if (value === undefined) continue; // a flag that was not given
+      const entry = KEY_BY_PATH.get(`${section}.${key}`);
+      if (!entry) {
+        problems.push(`unknown key ${section}.${key} [from command line]`);
+        continue;
+      }
+      const source = entry.spec.flag?.split(' ')[0] ?? 'command line';
+      set(entry, typeof value === 'string' ? entry.spec.type.fromText(value) : value, source);
+    }
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems.join('\n'));
+  const config: Record<string, Record<string, unknown>> = {};
+  for (const { section, key, path } of KEYS) {
+    const value = values.get(path);
+    (config[section] ??= {})[key] = Array.isArray(value) ? Object.freeze([...value]) : value;
+  }
+  for (const section of Object.values(config)) Object.freeze(section);
+  return Object.freeze(config) as unknown as KeelConfig;
+}
+
+function defaultFor(spec: KeySpec<unknown>, host: HostFacts): unknown {
+  return spec.default instanceof HostDefault ? spec.default.resolve(host) : spec.default;
+}
+
+function readTomlFile(file: string, required: boolean): Record<string, unknown> | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !required) return undefined;
+    throw new ConfigError(`config file ${file}: ${code === 'ENOENT' ? 'not found' : (err as Error).message}`);
+  }
+  try {
+    return parseToml(text);
+  } catch (err) {
+    if (!(err instanceof TomlError)) throw err;
+    const reason = err.message.split('\n')[0]?.replace(/^Invalid TOML document: /, '');
+    throw new ConfigError(`${file}:${err.line}:${err.column}: TOML syntax error: ${reason}\n${err.codeblock.trimEnd()}`);
+  }
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+/** " (did you mean X?)" when a known name is within a couple of typos of `name`, else "". */
+function suggest(name: string, known: string[], show = (s: string) => s): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of known) {
+    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best === undefined ? '' : ` (did you mean ${show(best)}?)`;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** A value as it would be written in TOML, for errors and docs. */
+function formatValue(value: unknown): string {
+  if (value === null) return 'unset';
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'object' || typeof value === 'string') return JSON.stringify(value);
+  return String(value);
+}
+
+/** The reference table of docs/config.md (between its config-table markers), rendered from CONFIG_SCHEMA. */
+export function renderConfigTable(): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|');
+  const rows = KEYS.map(({ path, env, spec }) => {
+    const defaultText = spec.default instanceof HostDefault ? spec.default.text : formatValue(spec.default);
+    const flag = spec.flag ? `\`${spec.flag}\`` : '';
+    return `| \`${path}\` | ${cell(spec.type.expected)} | ${cell(defaultText)} | \`${env}\` | ${flag} | ${cell(spec.description)} |`;
+  });
+  return ['| Key | Type | Default | Environment | Flag | Description |', '|---|---|---|---|---|---|', ...rows].join('\n');
+}
