@@ -1,10 +1,130 @@
-import { Command } from 'commander';
+// The `keel` command line: serve, version, and offline admin account management.
+import { Command, Option } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { objectStore, type ObjectStore } from './api/objects.js';
+import { adminClass, DEFAULT_ADMIN_ROLES } from './api/routes/admins.js';
+import { CONFIG_FLAGS, loadConfig, type ConfigOverrides, type KeelConfig } from './config.js';
+import { createLogger } from './log.js';
+import { startHead } from './serve.js';
+import { Store } from './store/store.js';
 import { VERSION } from './version.js';
 
+interface ConfigOptions {
+  config?: string;
+  [flag: string]: string | undefined;
+}
+
+/** Commander's camel-cased option name of a flag like `--http-port <port>`. */
+function optionName(flag: string): string {
+  return flag.replace(/^--/, '').split(' ')[0]!.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+function addConfigOptions(command: Command): Command {
+  command.option('-c, --config <file>', 'config file (TOML); see docs/config.md');
+  for (const { flag, description } of CONFIG_FLAGS) {
+    const option = new Option(flag, description);
+    // A repeatable flag (--dhcp-interface eth0 --dhcp-interface eth1) collects a comma list.
+    if (flag.startsWith('--dhcp-interface')) option.argParser((value: string, previous?: string) => (previous ? `${previous},${value}` : value));
+    command.addOption(option);
+  }
+  return command;
+}
+
+function configFrom(options: ConfigOptions): KeelConfig {
+  const overrides: Record<string, Record<string, string>> = {};
+  for (const { section, key, flag } of CONFIG_FLAGS) {
+    const value = options[optionName(flag)];
+    if (value !== undefined) (overrides[section] ??= {})[key] = value;
+  }
+  return loadConfig({ file: options.config, overrides: overrides as ConfigOverrides });
+}
+
+/** Admin records of the configured data directory, through the same rules as the API. */
+async function withAdmins<R>(options: ConfigOptions, fn: (admins: ObjectStore) => Promise<R>): Promise<R> {
+  const config = configFrom(options);
+  const store = new Store({ dataDir: resolve(config.server.data_dir), headName: config.server.name });
+  try {
+    return await fn(objectStore(adminClass, { store }));
+  } finally {
+    await store.close();
+  }
+}
+
+async function readPassword(given: string | undefined): Promise<{ password: string; generated: boolean }> {
+  if (given !== undefined) return { password: given, generated: false };
+  if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    const password = Buffer.concat(chunks).toString('utf8').split('\n')[0]!;
+    if (password) return { password, generated: false };
+  }
+  return { password: randomBytes(12).toString('base64url'), generated: true };
+}
+
 export async function runCli(argv: string[]): Promise<void> {
-  const program = new Command('keel').description('keel network boot appliance').version(VERSION, '-V, --version');
-  program.command('version').description('print the version').action(() => {
-    console.log(VERSION);
+  const program = new Command('keel')
+    .description('keel: network boot appliance (DHCP, TFTP, HTTP boot, power, REST API) in one binary')
+    .version(VERSION, '-V, --version');
+
+  program.command('version').description('print the version').action(() => console.log(VERSION));
+
+  addConfigOptions(program.command('serve').description('run the boot servers and the API')).action(async (options: ConfigOptions) => {
+    const config = configFrom(options);
+    const log = createLogger(config.log);
+    const head = await startHead({ config, log, adminPassword: process.env.KEEL_ADMIN_PASSWORD });
+    const where = `http://${config.server.bind === '0.0.0.0' ? '127.0.0.1' : config.server.bind}:${head.httpPort}/api/v1`;
+    if (head.initialPassword) log.info(`log in at ${where}/login as "admin"; password in ${head.initialPassword}`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      head.close().then(() => process.exit(0), (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
+
+  const admin = program.command('admin').description('manage admin accounts directly in the store (works while keel is stopped)');
+  const actor = process.env.USER ?? 'keel-cli';
+
+  addConfigOptions(admin.command('list').description('list admins')).action((options: ConfigOptions) =>
+    withAdmins(options, async (admins) => {
+      for (const record of admins.collection.list()) console.log(`${record.uid}  ${String(record.name)}  ${((record.roles as string[]) ?? []).join(',')}`);
+    }),
+  );
+
+  addConfigOptions(
+    admin.command('create <name>').description('create an admin; password from --password, stdin, or generated and printed')
+      .option('--password <password>', 'password (visible to ps; prefer stdin)')
+      .option('--roles <roles>', 'comma-separated roles', DEFAULT_ADMIN_ROLES.join(',')),
+  ).action((name: string, options: ConfigOptions & { password?: string; roles: string }) =>
+    withAdmins(options, async (admins) => {
+      const { password, generated } = await readPassword(options.password);
+      const roles = options.roles.split(',').map((r) => r.trim()).filter(Boolean);
+      console.log((await admins.create(actor, { name, roles, password })).uid);
+      if (generated) console.error(`password: ${password}`);
+    }),
+  );
+
+  addConfigOptions(
+    admin.command('passwd <name>').description("set an admin's password; from --password, stdin, or generated and printed")
+      .option('--password <password>', 'password (visible to ps; prefer stdin)'),
+  ).action((name: string, options: ConfigOptions & { password?: string }) =>
+    withAdmins(options, async (admins) => {
+      const { password, generated } = await readPassword(options.password);
+      await admins.update(actor, name, { password }, false);
+      if (generated) console.error(`password: ${password}`);
+    }),
+  );
+
+  addConfigOptions(admin.command('rm <name>').description('delete an admin')).action((name: string, options: ConfigOptions) =>
+    withAdmins(options, (admins) => admins.remove(actor, name)),
+  );
+
   await program.parseAsync(argv);
 }

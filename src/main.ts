@@ -1,7 +1,13 @@
 // Entry point of the `keel` binary: the CLI.
 import { runCli } from './cli.js';
+import { assertNativeAddons } from './native.js';
 
-runCli(process.argv).catch((err: unknown) => {
+async function main(): Promise<void> {
+  assertNativeAddons(); // never run on a JS fallback of a native addon (see src/native.ts)
+  await runCli(process.argv);
+}
+
+main().catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : String(err));
   process.exit(1);
 });

@@ -1,0 +1,22 @@
+// The client-facing error types: each carries its HTTP status and the `reason` of the envelope.
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    reason: string,
+    /** Extra response headers, e.g. `Allow` for 405. */
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(reason);
+  }
+}
+
+export const badRequest = (reason: string) => new HttpError(400, reason);
+export const unauthorized = (reason: string) => new HttpError(401, reason);
+export const forbidden = (reason: string) => new HttpError(403, reason);
+export const notFound = (reason: string) => new HttpError(404, reason);
+export const methodNotAllowed = (allowed: string[]) =>
+  new HttpError(405, `Method not allowed; this path accepts ${allowed.join(', ')}`, { Allow: allowed.join(', ') });
+export const payloadTooLarge = (limit: number) => new HttpError(413, `Request body exceeds the limit of ${limit} bytes`);
+export const unsupportedMediaType = (type: string) =>
+  new HttpError(415, `Unsupported Content-Type ${type}; send JSON (application/json)`);
+export const notImplemented = (reason: string) => new HttpError(501, reason);

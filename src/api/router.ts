@@ -1,0 +1,83 @@
+// Route table: method + path pattern (`/admin/:id`) → route. Patterns are matched segment by
+// segment; a literal segment wins over a parameter, so `/admins/meta` is not `/admin/:id`-like
+// ambiguity-prone. Unknown path → 404, known path with another method → 405.
+import { methodNotAllowed, notFound } from './errors.js';
+import type { Route } from './route.js';
+
+interface Node {
+  literal: Map<string, Node>;
+  param?: { name: string; node: Node };
+  routes: Map<string, Route>;
+}
+
+const newNode = (): Node => ({ literal: new Map(), routes: new Map() });
+
+export interface Match {
+  route: Route;
+  params: Record<string, string>;
+}
+
+export class Router {
+  private readonly root = newNode();
+  readonly routes: Route[] = [];
+
+  add(route: Route): void {
+    let node = this.root;
+    for (const segment of split(route.path)) {
+      if (segment.startsWith(':')) {
+        const name = segment.slice(1);
+        if (node.param && node.param.name !== name)
+          throw new Error(`${route.path}: parameter :${name} clashes with :${node.param.name}`);
+        node.param ??= { name, node: newNode() };
+        node = node.param.node;
+      } else {
+        let next = node.literal.get(segment);
+        if (!next) node.literal.set(segment, (next = newNode()));
+        node = next;
+      }
+    }
+    if (node.routes.has(route.method)) throw new Error(`duplicate route ${route.method} ${route.path}`);
+    node.routes.set(route.method, route);
+    this.routes.push(route);
+  }
+
+  /** The route for method + path, or a 404/405 HttpError. */
+  match(method: string, path: string): Match {
+    const params: Record<string, string> = {};
+    const node = this.walk(this.root, split(path), 0, params);
+    if (!node || node.routes.size === 0) throw notFound(`No such endpoint: ${path}`);
+    const route = node.routes.get(method) ?? (method === 'HEAD' ? node.routes.get('GET') : undefined);
+    if (!route) throw methodNotAllowed([...node.routes.keys()]);
+    return { route, params };
+  }
+
+  private walk(node: Node, segments: string[], i: number, params: Record<string, string>): Node | undefined {
+    if (i === segments.length) return node;
+    const segment = segments[i]!;
+    const literal = node.literal.get(segment);
+    if (literal) {
+      const found = this.walk(literal, segments, i + 1, params);
+      if (found && found.routes.size > 0) return found;
+    }
+    if (node.param) {
+      const found = this.walk(node.param.node, segments, i + 1, params);
+      if (found) {
+        params[node.param.name] = safeDecode(segment);
+        return found;
+      }
+    }
+    return undefined;
+  }
+}
+
+function split(path: string): string[] {
+  return path.split('/').filter((s) => s !== '');
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}

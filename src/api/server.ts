@@ -1,0 +1,170 @@
+// The HTTP server: uWebSockets.js sockets and lifecycle, request bodies read with onData/onAborted
+// under a size limit, and the JSON envelope. Routing, auth and validation live in their own files.
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { loadUws } from '../native.js';
+import { authenticate } from './auth.js';
+import type { ApiContext } from './context.js';
+import { badRequest, HttpError, notFound, payloadTooLarge, unsupportedMediaType } from './errors.js';
+import type { Router } from './router.js';
+import type { Request } from './route.js';
+import { validateBody } from './validation.js';
+
+export const API_PREFIX = '/api/v1';
+
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
+  405: '405 Method Not Allowed', 413: '413 Payload Too Large', 415: '415 Unsupported Media Type',
+  500: '500 Internal Server Error', 501: '501 Not Implemented',
+};
+
+const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Body types read as JSON. `application/x-www-form-urlencoded` is what `curl --data` sends by
+ * default, and the spec's own examples send JSON that way, so it is read as JSON too.
+ */
+function isJsonType(contentType: string): boolean {
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  return type === '' || type === 'application/json' || type.endsWith('+json') || type === 'application/x-www-form-urlencoded' || type === 'text/json';
+}
+
+/** Per-request state that outlives the synchronous uWS handler. */
+interface Exchange {
+  res: HttpResponse;
+  aborted: boolean;
+  done: boolean;
+}
+
+function normaliseAddress(text: string): string {
+  return text.startsWith('::ffff:') ? text.slice(7) : text;
+}
+
+export class ApiServer {
+  private readonly app: TemplatedApp;
+  private listenSocket?: us_listen_socket;
+
+  constructor(
+    private readonly router: Router,
+    private readonly ctx: ApiContext,
+  ) {
+    this.app = loadUws().App();
+    this.app.any('/*', (res, req) => this.onRequest(res, req));
+  }
+
+  /** Listen on host:port (0 = any free port); resolves to the bound port. */
+  listen(host: string, port: number): Promise<number> {
+    const uws = loadUws();
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (socket) => {
+        if (!socket) return reject(new Error(`cannot listen on ${host}:${port} (address in use or not permitted)`));
+        this.listenSocket = socket;
+        resolve(uws.us_socket_local_port(socket));
+      });
+    });
+  }
+
+  close(): void {
+    if (this.listenSocket) loadUws().us_listen_socket_close(this.listenSocket);
+    this.listenSocket = undefined;
+  }
+
+  private onRequest(res: HttpResponse, raw: HttpRequest): void {
+    const exchange: Exchange = { res, aborted: false, done: false };
+    res.onAborted(() => {
+      exchange.aborted = true;
+    });
+    // Everything from `raw` must be read now: uWS invalidates it when this function returns.
+    const method = raw.getCaseSensitiveMethod().toUpperCase();
+    const url = raw.getUrl();
+    const headers: Record<string, string> = {};
+    raw.forEach((key, value) => {
+      headers[key] = value;
+    });
+    const req: Request = {
+      method,
+      path: url,
+      params: {},
+      query: new URLSearchParams(raw.getQuery() ?? ''),
+      headers,
+      body: undefined,
+      remoteAddress: normaliseAddress(Buffer.from(res.getRemoteAddressAsText()).toString()),
+    };
+    this.handle(exchange, req).catch((err: unknown) => this.fail(exchange, req, err));
+  }
+
+  private async handle(exchange: Exchange, req: Request): Promise<void> {
+    if (!req.path.startsWith(API_PREFIX + '/')) {
+      // The body (if any) is never read: close the connection after answering.
+      throw notFound(`No such endpoint: ${req.path}`);
+    }
+    const { route, params } = this.router.match(req.method, req.path.slice(API_PREFIX.length));
+    req.params = params;
+    if (METHODS_WITH_BODY.has(req.method)) req.body = await this.readBody(exchange, req);
+    if (exchange.aborted) return;
+    req.principal = await authenticate(route, req, this.ctx);
+    if (route.body && (req.body !== undefined || route.method !== 'DELETE')) validateBody(route.body, req.body ?? {}, true);
+    const data = await route.handler(req, this.ctx);
+    this.send(exchange, 200, data === undefined ? { success: true } : { success: true, data });
+  }
+
+  /** Read and parse a JSON body; undefined when there is none. */
+  private readBody(exchange: Exchange, req: Request): Promise<unknown> {
+    const limit = this.ctx.config.http.max_body_bytes;
+    const contentType = req.headers['content-type'] ?? '';
+    if (!isJsonType(contentType)) return Promise.reject(unsupportedMediaType(contentType));
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (declared > limit) return Promise.reject(payloadTooLarge(limit));
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let failed = false;
+      exchange.res.onData((chunk, isLast) => {
+        if (failed) return;
+        size += chunk.byteLength;
+        if (size > limit) {
+          failed = true;
+          return reject(payloadTooLarge(limit));
+        }
+        // uWS reuses the chunk's memory after this callback: copy it.
+        chunks.push(Buffer.from(new Uint8Array(chunk)));
+        if (!isLast) return;
+        const text = Buffer.concat(chunks, size).toString('utf8');
+        if (text.trim() === '') return resolve(undefined);
+        try {
+          resolve(JSON.parse(text));
+        } catch (err) {
+          reject(badRequest(`Malformed JSON body: ${(err as Error).message}`));
+        }
+      });
+      // A request that is aborted mid-body never calls isLast: settle so nothing waits forever.
+      exchange.res.onAborted(() => {
+        exchange.aborted = true;
+        resolve(undefined);
+      });
+    });
+  }
+
+  private fail(exchange: Exchange, req: Request, err: unknown): void {
+    if (err instanceof HttpError) {
+      if (err.status >= 500) this.ctx.log.error({ method: req.method, path: req.path, reason: err.message }, 'request failed');
+      else this.ctx.log.debug({ method: req.method, path: req.path, status: err.status, reason: err.message }, 'request refused');
+      // After 413 the rest of the body is unread: close the connection rather than parse it as HTTP.
+      this.send(exchange, err.status, { success: false, reason: err.message }, err.headers, err.status === 413 || err.status === 415);
+      return;
+    }
+    this.ctx.log.error({ err, method: req.method, path: req.path }, 'unexpected error in request handler');
+    this.send(exchange, 500, { success: false, reason: 'Internal server error' });
+  }
+
+  private send(exchange: Exchange, status: number, payload: unknown, headers: Readonly<Record<string, string>> = {}, close = false): void {
+    if (exchange.aborted || exchange.done) return;
+    exchange.done = true;
+    const body = JSON.stringify(payload);
+    exchange.res.cork(() => {
+      exchange.res.writeStatus(STATUS_TEXT[status] ?? String(status));
+      exchange.res.writeHeader('Content-Type', 'application/json');
+      for (const [key, value] of Object.entries(headers)) exchange.res.writeHeader(key, value);
+      exchange.res.end(body, close);
+    });
+  }
+}

@@ -1,0 +1,75 @@
+// Access and refresh JWTs (HS256) signed with this head's secret. Tokens from another head or
+// of the wrong kind are refused: a refresh token is good for GET /newtoken only.
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { unauthorized } from './errors.js';
+
+export type TokenKind = 'access' | 'refresh';
+
+export interface TokenClaims {
+  /** Admin uid. */
+  sub: string;
+  /** Admin name at issue time. */
+  name: string;
+  typ: TokenKind;
+}
+
+export interface TokenPair {
+  access_token: string;
+  expires_in: number;
+  refresh_token: string;
+  refresh_expires_in: number;
+}
+
+export class TokenService {
+  private readonly key: Uint8Array;
+
+  constructor(
+    secret: Uint8Array,
+    private readonly issuer: string,
+    private readonly ttl: { access: number; refresh: number },
+    /** Epoch milliseconds; tests move it. */
+    private readonly clock: () => number,
+  ) {
+    this.key = secret;
+  }
+
+  async issue(sub: string, name: string, kind: TokenKind, ttlSeconds: number): Promise<string> {
+    const now = Math.floor(this.clock() / 1000);
+    return new SignJWT({ name, typ: kind })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(sub)
+      .setIssuer(this.issuer)
+      .setIssuedAt(now)
+      .setExpirationTime(now + ttlSeconds)
+      .sign(this.key);
+  }
+
+  async pair(sub: string, name: string): Promise<TokenPair> {
+    return {
+      access_token: await this.issue(sub, name, 'access', this.ttl.access),
+      expires_in: this.ttl.access,
+      refresh_token: await this.issue(sub, name, 'refresh', this.ttl.refresh),
+      refresh_expires_in: this.ttl.refresh,
+    };
+  }
+
+  /** Verify a bearer token of the given kind, or throw 401 with the reason. */
+  async verify(token: string, kind: TokenKind): Promise<TokenClaims> {
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, this.key, {
+        algorithms: ['HS256'],
+        issuer: this.issuer,
+        currentDate: new Date(this.clock()),
+      }));
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw unauthorized('Token has expired');
+      throw unauthorized('Invalid token');
+    }
+    if (payload.typ !== kind) {
+      throw unauthorized(kind === 'access' ? 'A refresh token can only be used to get a new token' : 'A refresh token is required here');
+    }
+    if (typeof payload.sub !== 'string' || typeof payload.name !== 'string') throw unauthorized('Invalid token');
+    return { sub: payload.sub, name: payload.name, typ: kind };
+  }
+}

@@ -1,0 +1,65 @@
+// Body validation against a route's or object class's field schema: unknown fields and wrong
+// types are 400s that name the field.
+import { badRequest } from './errors.js';
+
+export type FieldType = 'string' | 'integer' | 'number' | 'boolean' | 'string[]' | 'object' | 'any';
+
+export interface FieldSpec {
+  type: FieldType;
+  summary: string;
+  required?: boolean;
+  enum?: readonly string[];
+  /** Accepted on write, never returned (e.g. a password). */
+  writeOnly?: boolean;
+  /** Returned, never accepted on write (computed by keel). */
+  readOnly?: boolean;
+  /** Where the value comes from, for `/…/meta`. */
+  source?: string;
+}
+
+export type Schema = Readonly<Record<string, FieldSpec>>;
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Check `body` against `schema`. `requireAll` enforces required fields (create, PUT); a PATCH
+ * passes false. Returns the body as a record.
+ */
+export function validateBody(schema: Schema, body: unknown, requireAll: boolean): Record<string, unknown> {
+  if (!isPlainObject(body)) throw badRequest('Request body must be a JSON object');
+  const unknown = Object.keys(body).filter((key) => !Object.hasOwn(schema, key) || schema[key]!.readOnly);
+  if (unknown.length > 0) throw badRequest(`Unhandled parameter(s): ${unknown.join(', ')}`);
+  for (const [key, spec] of Object.entries(schema)) {
+    const value = body[key];
+    if (value === undefined || value === null) {
+      if (requireAll && spec.required) throw badRequest(`Missing required field '${key}'`);
+      continue;
+    }
+    const problem = typeProblem(spec, value);
+    if (problem) throw badRequest(`Field '${key}' ${problem}`);
+  }
+  return body;
+}
+
+function typeProblem(spec: FieldSpec, value: unknown): string | undefined {
+  switch (spec.type) {
+    case 'string':
+      if (typeof value !== 'string') return 'must be a string';
+      if (spec.enum && !spec.enum.includes(value)) return `must be one of ${spec.enum.join(', ')}`;
+      return undefined;
+    case 'integer':
+      return Number.isSafeInteger(value) ? undefined : 'must be an integer';
+    case 'number':
+      return typeof value === 'number' && Number.isFinite(value) ? undefined : 'must be a number';
+    case 'boolean':
+      return typeof value === 'boolean' ? undefined : 'must be true or false';
+    case 'string[]':
+      return Array.isArray(value) && value.every((v) => typeof v === 'string') ? undefined : 'must be a list of strings';
+    case 'object':
+      return isPlainObject(value) ? undefined : 'must be a JSON object';
+    case 'any':
+      return undefined;
+  }
+}

@@ -1,0 +1,59 @@
+// A running keel head: store, API server and local login socket, started and stopped together.
+// `keel serve` and the integration tests both use startHead.
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { ApiServer } from './api/server.js';
+import { LocalLogin } from './api/local-login.js';
+import { TokenService } from './api/tokens.js';
+import { buildRouter } from './api/routes/index.js';
+import { ensureInitialAdmin, signingSecret } from './bootstrap.js';
+import type { KeelConfig } from './config.js';
+import { assertNativeAddons } from './native.js';
+import { Store } from './store/store.js';
+
+export const LOCAL_LOGIN_SOCKET = 'login.sock';
+
+export interface Head {
+  store: Store;
+  httpPort: number;
+  /** Where the initial admin's password is, when this start created that admin. */
+  initialPassword?: string;
+  close(): Promise<void>;
+}
+
+export interface HeadOptions {
+  config: KeelConfig;
+  log: Logger;
+  /** Initial admin password (KEEL_ADMIN_PASSWORD). */
+  adminPassword?: string;
+  clock?: () => number;
+}
+
+export async function startHead({ config, log, adminPassword, clock = Date.now }: HeadOptions): Promise<Head> {
+  assertNativeAddons();
+  const dataDir = resolve(config.server.data_dir);
+  // 0700: the store, the one-time password file and the login socket are the owner's alone.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = new Store({ dataDir, headName: config.server.name, clock });
+  const tokens = new TokenService(await signingSecret(store), config.server.name, {
+    access: config.auth.access_token_ttl,
+    refresh: config.auth.refresh_token_ttl,
+  }, clock);
+  const initialPassword = await ensureInitialAdmin(store, dataDir, log, adminPassword);
+  const localLogin = new LocalLogin(clock, log);
+  await localLogin.listen(join(dataDir, LOCAL_LOGIN_SOCKET));
+  const api = new ApiServer(buildRouter(), { config, store, tokens, localLogin, log, clock });
+  const httpPort = await api.listen(config.server.bind, config.http.port);
+  log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');
+  return {
+    store,
+    httpPort,
+    initialPassword,
+    async close() {
+      api.close();
+      await localLogin.close();
+      await store.close();
+    },
+  };
+}
