@@ -28,8 +28,11 @@ export interface ObjectClass {
   prepare?(fields: Record<string, unknown>): Promise<Record<string, unknown>>;
   /** Extra validation of a whole record: return a reason to refuse it. */
   validate?(record: Record<string, unknown>): string | undefined;
-  /** Invariant over the class after a write, checked inside the transaction (e.g. "an admin remains"). */
-  invariant?(collection: Collection): string | undefined;
+  /**
+   * Checked inside the transaction after a change or delete of `previous`, with the change
+   * already applied: return a reason to refuse it (e.g. "no full admin would remain").
+   */
+  invariant?(collection: Collection, previous: StoredRecord): string | undefined;
 }
 
 const UID_RE = /^[0-9a-f]{32}$/;
@@ -111,7 +114,7 @@ export class ObjectStore {
       const previous = this.resolve(id);
       this.refuseIfFrozen(previous, {});
       tx.remove(this.collection, previous.uid);
-      this.checkInvariant();
+      this.checkInvariant(previous);
     });
   }
 
@@ -128,7 +131,7 @@ export class ObjectStore {
     const reason = this.cls.validate?.(record);
     if (reason) throw badRequest(reason);
     const stored = tx.put(this.collection, { ...record, uid: previous?.uid });
-    this.checkInvariant();
+    if (previous) this.checkInvariant(previous);
     return stored;
   }
 
@@ -138,8 +141,8 @@ export class ObjectStore {
     if (!unfreezing) throw badRequest(this.cls.frozenReason);
   }
 
-  private checkInvariant(): void {
-    const reason = this.cls.invariant?.(this.collection);
+  private checkInvariant(previous: StoredRecord): void {
+    const reason = this.cls.invariant?.(this.collection, previous);
     if (reason) throw badRequest(reason);
   }
 

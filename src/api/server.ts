@@ -20,12 +20,15 @@ const STATUS_TEXT: Record<number, string> = {
 const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
- * Body types read as JSON. `application/x-www-form-urlencoded` is what `curl --data` sends by
- * default, and the spec's own examples send JSON that way, so it is read as JSON too.
+ * Body types read as JSON. Besides JSON itself: `application/x-www-form-urlencoded` is what
+ * `curl --data` sends by default (the spec's own examples send JSON that way) and `text/plain` is
+ * what fetch() and many HTTP libraries send for a string body.
  */
+const JSON_BODY_TYPES = new Set(['', 'application/json', 'text/json', 'application/x-www-form-urlencoded', 'text/plain']);
+
 function isJsonType(contentType: string): boolean {
   const type = contentType.split(';')[0]!.trim().toLowerCase();
-  return type === '' || type === 'application/json' || type.endsWith('+json') || type === 'application/x-www-form-urlencoded' || type === 'text/json';
+  return JSON_BODY_TYPES.has(type) || type.endsWith('+json');
 }
 
 /** Per-request state that outlives the synchronous uWS handler. */

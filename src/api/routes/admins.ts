@@ -11,6 +11,8 @@ import { isPlainObject } from '../validation.js';
 
 const USERNAME = /^[A-Za-z_][A-Za-z0-9_.@-]{0,63}$/;
 
+const isFullAdmin = (admin: Record<string, unknown>) => allows((admin.roles as string[] | undefined) ?? [], 'role.fulladmin');
+
 /** Roles a new admin gets when none are given (as in the spec's admin2 example). */
 export const DEFAULT_ADMIN_ROLES: readonly string[] = ['role.authuser', 'role.fulladmin'];
 
@@ -42,10 +44,9 @@ export const adminClass: ObjectClass = {
     if (unknown.length > 0) return `Unknown role(s): ${unknown.join(', ')}; known: ${Object.keys(ROLES).join(', ')}`;
     return undefined;
   },
-  invariant: (collection: Collection) =>
-    collection.list().some((admin) => allows((admin.roles as string[] | undefined) ?? [], 'role.fulladmin'))
-      ? undefined
-      : 'This change would leave no admin with role.fulladmin',
+  // Whoever held role.fulladmin may lose it only while another full admin remains.
+  invariant: (collection: Collection, previous) =>
+    isFullAdmin(previous) && !collection.list().some(isFullAdmin) ? 'This change would leave no admin with role.fulladmin' : undefined,
 };
 
 /** A string or a list of strings from a request body. */
