@@ -1,11 +1,13 @@
-// The one place that loads native addons. Each addon listed in NATIVE_ADDONS is loaded straight
-// from its .node file, never through the package's own loader, because those loaders fall back to
-// slow pure-JS code when the addon is missing (msgpackr, uWebSockets.js) and keel must fail instead.
+// The one place that loads native addons (NATIVE_ADDONS), always straight from the .node file:
+// the packages' own loaders fall back to slow pure-JS code when their addon does not load
+// (msgpackr, uWebSockets.js) and keel must fail instead.
 //
-// From source (tsx) and from dist/keel.cjs the .node file is required from node_modules. In the
-// single binary (SEA, see build.sh) the addons are embedded as assets: on first use each one is
-// written to a private per-build cache directory and loaded with process.dlopen. scripts/bundle.mjs
-// reads NATIVE_ADDONS to embed the files and to redirect the packages' loaders to loadAddon().
+// In the bundle (dist/keel.cjs and the single binary dist/keel) every import of a package's addon
+// loader is redirected to loadAddon() by scripts/bundle.mjs, which reads NATIVE_ADDONS. Outside
+// the single binary loadAddon() requires the .node file from node_modules; from source the
+// packages' loaders run and pick that same file, so Node's module cache makes it one load. In the
+// single binary (SEA, see build.sh and docs/build.md) the addons are embedded assets: on first use
+// each is written to a private per-build cache directory and loaded with process.dlopen.
 import { lstatSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
