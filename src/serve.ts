@@ -3,6 +3,8 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import type { ApiContext } from './api/context.js';
+import type { Router } from './api/router.js';
 import { ApiServer } from './api/server.js';
 import { LocalLogin } from './api/local-login.js';
 import { TokenService } from './api/tokens.js';
@@ -16,6 +18,8 @@ export const LOCAL_LOGIN_SOCKET = 'login.sock';
 
 export interface Head {
   store: Store;
+  /** The API's routes and context, for transports other than the uWS server (bench/api). */
+  api: { router: Router; context: ApiContext };
   httpPort: number;
   /** Where the initial admin's password is, when this start created that admin. */
   initialPassword?: string;
@@ -43,11 +47,14 @@ export async function startHead({ config, log, adminPassword, clock = Date.now }
   const initialPassword = await ensureInitialAdmin(store, dataDir, log, adminPassword);
   const localLogin = new LocalLogin(clock, log);
   await localLogin.listen(join(dataDir, LOCAL_LOGIN_SOCKET));
-  const api = new ApiServer(buildRouter(), { config, store, tokens, localLogin, log, clock });
+  const router = buildRouter();
+  const context: ApiContext = { config, store, tokens, localLogin, log, clock };
+  const api = new ApiServer(router, context);
   const httpPort = await api.listen(config.server.bind, config.http.port);
   log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');
   return {
     store,
+    api: { router, context },
     httpPort,
     initialPassword,
     async close() {

@@ -2,14 +2,11 @@
 // under a size limit, and the JSON envelope. Routing, auth and validation live in their own files.
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { loadUws } from '../native.js';
-import { authenticate } from './auth.js';
 import type { ApiContext } from './context.js';
-import { badRequest, HttpError, notFound, payloadTooLarge, unsupportedMediaType } from './errors.js';
+import { dispatch, type Reply } from './dispatch.js';
+import { badRequest, payloadTooLarge, unsupportedMediaType } from './errors.js';
 import type { Router } from './router.js';
 import type { Request } from './route.js';
-import { validateBody } from './validation.js';
-
-export const API_PREFIX = '/api/v1';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
@@ -17,7 +14,6 @@ const STATUS_TEXT: Record<number, string> = {
   500: '500 Internal Server Error', 501: '501 Not Implemented',
 };
 
-const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
  * Body types read as JSON. Besides JSON itself: `application/x-www-form-urlencoded` is what
@@ -92,22 +88,13 @@ export class ApiServer {
       body: undefined,
       remoteAddress: normaliseAddress(Buffer.from(res.getRemoteAddressAsText()).toString()),
     };
-    this.handle(exchange, req).catch((err: unknown) => this.fail(exchange, req, err));
+    void this.handle(exchange, req);
   }
 
   private async handle(exchange: Exchange, req: Request): Promise<void> {
-    if (!req.path.startsWith(API_PREFIX + '/')) {
-      // The body (if any) is never read: close the connection after answering.
-      throw notFound(`No such endpoint: ${req.path}`);
-    }
-    const { route, params } = this.router.match(req.method, req.path.slice(API_PREFIX.length));
-    req.params = params;
-    if (METHODS_WITH_BODY.has(req.method)) req.body = await this.readBody(exchange, req);
-    if (exchange.aborted) return;
-    req.principal = await authenticate(route, req, this.ctx);
-    if (route.body && (req.body !== undefined || route.method !== 'DELETE')) validateBody(route.body, req.body ?? {}, true);
-    const data = await route.handler(req, this.ctx);
-    this.send(exchange, 200, data === undefined ? { success: true } : { success: true, data });
+    const reply = await dispatch(this.router, this.ctx, req, () => this.readBody(exchange, req));
+    if (reply.status >= 500) this.ctx.log.error({ method: req.method, path: req.path, reason: reply.payload.reason }, 'request failed');
+    this.send(exchange, reply);
   }
 
   /** Read and parse a JSON body; undefined when there is none. */
@@ -147,27 +134,15 @@ export class ApiServer {
     });
   }
 
-  private fail(exchange: Exchange, req: Request, err: unknown): void {
-    if (err instanceof HttpError) {
-      if (err.status >= 500) this.ctx.log.error({ method: req.method, path: req.path, reason: err.message }, 'request failed');
-      else this.ctx.log.debug({ method: req.method, path: req.path, status: err.status, reason: err.message }, 'request refused');
-      // After 413 the rest of the body is unread: close the connection rather than parse it as HTTP.
-      this.send(exchange, err.status, { success: false, reason: err.message }, err.headers, err.status === 413 || err.status === 415);
-      return;
-    }
-    this.ctx.log.error({ err, method: req.method, path: req.path }, 'unexpected error in request handler');
-    this.send(exchange, 500, { success: false, reason: 'Internal server error' });
-  }
-
-  private send(exchange: Exchange, status: number, payload: unknown, headers: Readonly<Record<string, string>> = {}, close = false): void {
+  private send(exchange: Exchange, reply: Reply): void {
     if (exchange.aborted || exchange.done) return;
     exchange.done = true;
-    const body = JSON.stringify(payload);
+    const body = JSON.stringify(reply.payload);
     exchange.res.cork(() => {
-      exchange.res.writeStatus(STATUS_TEXT[status] ?? String(status));
+      exchange.res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status));
       exchange.res.writeHeader('Content-Type', 'application/json');
-      for (const [key, value] of Object.entries(headers)) exchange.res.writeHeader(key, value);
-      exchange.res.end(body, close);
+      for (const [key, value] of Object.entries(reply.headers)) exchange.res.writeHeader(key, value);
+      exchange.res.end(body, reply.close);
     });
   }
 }

@@ -11,6 +11,8 @@ export interface TokenClaims {
   /** Admin name at issue time. */
   name: string;
   typ: TokenKind;
+  /** Expiry, epoch seconds. */
+  exp: number;
 }
 
 export interface TokenPair {
@@ -20,8 +22,12 @@ export interface TokenPair {
   refresh_expires_in: number;
 }
 
+/** Verified tokens remembered, so a busy client's signature is checked once, not per request. */
+const VERIFIED_CACHE_SIZE = 4096;
+
 export class TokenService {
   private readonly key: Uint8Array;
+  private readonly verified = new Map<string, { claims: TokenClaims; exp: number }>();
 
   constructor(
     secret: Uint8Array,
@@ -55,6 +61,16 @@ export class TokenService {
 
   /** Verify a bearer token of the given kind, or throw 401 with the reason. */
   async verify(token: string, kind: TokenKind): Promise<TokenClaims> {
+    const known = this.verified.get(token);
+    // A cached token was verified in full before; only its lifetime and kind can change the answer.
+    if (known && known.exp * 1000 > this.clock() && known.claims.typ === kind) return known.claims;
+    const claims = await this.verifyFully(token, kind);
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(token, { claims, exp: claims.exp });
+    return claims;
+  }
+
+  private async verifyFully(token: string, kind: TokenKind): Promise<TokenClaims & { exp: number }> {
     let payload;
     try {
       ({ payload } = await jwtVerify(token, this.key, {
@@ -69,7 +85,7 @@ export class TokenService {
     if (payload.typ !== kind) {
       throw unauthorized(kind === 'access' ? 'A refresh token can only be used to get a new token' : 'A refresh token is required here');
     }
-    if (typeof payload.sub !== 'string' || typeof payload.name !== 'string') throw unauthorized('Invalid token');
-    return { sub: payload.sub, name: payload.name, typ: kind };
+    if (typeof payload.sub !== 'string' || typeof payload.name !== 'string' || typeof payload.exp !== 'number') throw unauthorized('Invalid token');
+    return { sub: payload.sub, name: payload.name, typ: kind, exp: payload.exp };
   }
 }
