@@ -31,7 +31,7 @@ function fail(message) {
   process.exit(1);
 }
 
-/** The addons to embed: every required one (which must exist) and every optional one that does. */
+/** The addons to embed: all of them, each of which must exist. */
 function addonFiles() {
   const files = [];
   for (const addon of NATIVE_ADDONS) {
@@ -39,12 +39,10 @@ function addonFiles() {
     try {
       file = addon.locate();
     } catch (err) {
-      if (addon.required) fail(`required native addon ${addon.name} not found: ${err.message}`);
-      continue;
+      fail(`native addon ${addon.name} not found: ${err.message}`);
     }
-    if (existsSync(file)) files.push({ name: addon.name, file });
-    else if (addon.required) fail(`required native addon ${addon.name} not found at ${file}`);
-    else console.log(`bundle: optional native addon ${addon.name} not built (${relative(root, file)}), not embedded`);
+    if (!existsSync(file)) fail(`native addon ${addon.name} not found at ${relative(root, file)} (npm run build:native builds dgram-native)`);
+    files.push({ name: addon.name, file });
   }
   return files;
 }

@@ -32,9 +32,6 @@ export type BundleHook =
 export interface NativeAddon {
   /** Asset key and cache file name. */
   name: string;
-  /** A required addon must be present at build time and must load at start-up. An optional one is
-   * embedded and checked only when its file exists when bundling. */
-  required: boolean;
   /** Absolute path of the addon's .node file in this checkout (resolved like its package does). */
   locate(): string;
   /** True if the loaded exports are the real addon (guards against a wrong or stub file). */
@@ -72,28 +69,24 @@ function hasFunction(exports: unknown, key: string): boolean {
 export const NATIVE_ADDONS: readonly NativeAddon[] = [
   {
     name: 'lmdb',
-    required: true,
     locate: () => nodeGypBuildPath('lmdb'),
     isLoaded: (e) => hasFunction(e, 'Env'),
     bundleHook: { specifier: /^node-gyp-build-optional-packages$/, importer: /[\\/]node_modules[\\/]lmdb[\\/]/, provides: 'loader' },
   },
   {
     name: 'msgpackr-extract',
-    required: true,
     locate: () => nodeGypBuildPath('msgpackr-extract'),
     isLoaded: (e) => hasFunction(e, 'extractStrings'),
     bundleHook: { specifier: /^msgpackr-extract$/, provides: 'addon' },
   },
   {
     name: 'uws',
-    required: true,
     locate: () => join(packageDir('uWebSockets.js'), 'binaries', `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`),
     isLoaded: (e) => hasFunction(e, 'App'),
     bundleHook: { specifier: /^uWebSockets\.js$/, provides: 'addon' },
   },
   {
     name: 'dgram-native',
-    required: false,
     locate: () => join(projectRoot, 'packages', 'dgram-native', 'build', 'Release', 'dgram_native.node'),
     isLoaded: (e) => hasFunction(e, 'open'),
     bundleHook: { file: /[\\/]packages[\\/]dgram-native[\\/]lib[\\/]binding\.ts$/, provides: { namedExport: 'binding' } },
@@ -146,18 +139,8 @@ export function loadUws(): typeof Uws {
   return loadAddon('uws') as typeof Uws;
 }
 
-function isAvailable(addon: NativeAddon): boolean {
-  if (!sea.isSea()) return fileExists(addon.locate());
-  try {
-    sea.getRawAsset(addonAssetKey(addon.name));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * Loads every required addon (and every optional one that is present). Called at start-up so that
+ * Loads every addon. Called at start-up so that
  * keel never runs on a JS fallback; the build runs the built binary, so a build whose addons do not
  * load fails too. In the bundle every import of an addon goes through loadAddon() (the bundle
  * fails on any other), and loadAddon() remembers outcomes, so success here means that msgpackr,
@@ -171,7 +154,7 @@ export function assertNativeAddons(): void {
     throw new Error('MSGPACKR_NATIVE_ACCELERATION_DISABLED=true would make msgpackr fall back to JS; unset it');
   }
   for (const addon of NATIVE_ADDONS) {
-    if (addon.required || isAvailable(addon)) loadAddon(addon.name);
+    loadAddon(addon.name);
   }
 }
 
