@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type DatabaseOptions, type Key, type RootDatabase } from 'lmdb';
 import { StoreConflict } from './errors.js';
 
 export type Uid = string;
@@ -190,6 +190,15 @@ export class Store {
     this.changeLog = this.root.openDB<Change, number>(CHANGES_DB, { encoding: 'msgpack', keyEncoding: 'uint32' });
     this.settings = this.root.openDB<unknown, string>(SETTINGS_DB, { encoding: 'msgpack' });
     this.seq = this.lastCommittedSeq();
+  }
+
+  /**
+   * A named database in this environment for data that is not an object class (e.g. the chunk
+   * store); its writes join `write` transactions like any collection's. Names starting with `_`
+   * are reserved for such internal databases so they never collide with a class name.
+   */
+  openDatabase<V, K extends Key = Key>(name: string, options: DatabaseOptions): Database<V, K> {
+    return this.root.openDB<V, K>(name, options);
   }
 
   collection(className: string, indexes: readonly IndexSpec[] = []): Collection {
