@@ -1,0 +1,330 @@
+// One read transfer as a state machine: events in (start, a datagram from the client, the timer),
+// datagrams and a timer setting out. No sockets and no timers of its own: the server owns those and
+// injects the clock, so every path runs in tests with a simulated client and a fake clock.
+
+import { netasciiBlocks, octetBlocks, SourceError, type BlockProducer, type ReadBlock } from './blocks.js';
+import { DEFAULT_LIMITS, negotiateOptions, type NegotiatedOptions, type TftpLimits } from './options.js';
+import { ErrorCode, MAX_BLOCK_NUMBER, parseTftp, serializeData, serializeError, serializeOack } from './packets.js';
+import type { ReadRequest } from './request.js';
+
+const BLOCK_NUMBERS = MAX_BLOCK_NUMBER + 1;
+
+export interface RetransmitPolicy {
+  /** RTO before the first RTT sample (RFC 6298 §2.1), when the client set no timeout. */
+  initialRtoMs: number;
+  /** Floor of the adaptive RTO: firmware clients answer late now and then, and a spurious resend costs a window. */
+  minRtoMs: number;
+  /** Ceiling of the backed-off RTO (a client's own timeout, up to 255 s, overrides it). */
+  maxRtoMs: number;
+  /** Consecutive timeouts without progress before the transfer is given up. */
+  maxRetries: number;
+}
+
+export const DEFAULT_RETRANSMIT: RetransmitPolicy = { initialRtoMs: 1000, minRtoMs: 200, maxRtoMs: 8000, maxRetries: 5 };
+
+/** RFC 6298's clock granularity G, in ms. */
+const CLOCK_GRANULARITY_MS = 1;
+
+export interface TransferOptions {
+  request: ReadRequest;
+  /** Size of the file in bytes (before netascii conversion). */
+  fileSize: number;
+  readBlock: ReadBlock;
+  limits?: TftpLimits;
+  retransmit?: Partial<RetransmitPolicy>;
+  /** Milliseconds on a monotonic clock. */
+  now?: () => number;
+}
+
+export type TransferOutcome =
+  /** The client acknowledged the last block. */
+  | 'complete'
+  /** The client answered the OACK with an ERROR: a size probe (EDK2 asks tsize, then sends its real request). Not a failure. */
+  | 'aborted-after-oack'
+  /** The client sent an ERROR during the data phase. */
+  | 'aborted-by-client'
+  /** The options could not be honoured; ERROR 8 was sent. */
+  | 'negotiation-refused'
+  /** No progress after maxRetries retransmissions; ERROR 0 was sent. */
+  | 'timeout'
+  /**
+   * Every block was sent but the final window's ACK never came, through every retransmission:
+   * typically a client that does not dally and whose final ACK was lost. It may well have the whole file.
+   */
+  | 'end-unconfirmed'
+  /** The client sent something other than ACK or ERROR, or garbage; ERROR 4 was sent. */
+  | 'protocol-error'
+  /** readBlock threw or returned less than the announced size; ERROR 0 was sent. */
+  | 'source-error'
+  /** The server ended the transfer (cancel()); ERROR 0 was sent. */
+  | 'cancelled';
+
+export interface TransferCounters {
+  /** DATA blocks sent for the first time. */
+  blocksSent: number;
+  /** DATA retransmissions (timeouts and partial ACKs). */
+  blocksResent: number;
+  /** Payload bytes of first transmissions: the size on the wire, netascii included. */
+  bytesSent: number;
+  /** OACK transmissions, retransmissions included. */
+  oacksSent: number;
+  timeouts: number;
+  /** ACKs of the block already acknowledged (the client's retransmissions, echoes of duplicate DATA); never answered. */
+  duplicateAcks: number;
+  /** ACKs inside the outstanding window: the client is missing the block after it, so the window is resent from there. */
+  partialAcks: number;
+  /** ACKs older than the last acknowledged block or for blocks never sent. */
+  ignoredAcks: number;
+  /** Smoothed RTT (RFC 6298) at the end, undefined without a sample. */
+  srttMs: number | undefined;
+  /** Retransmission timeout at the end. */
+  rtoMs: number;
+  durationMs: number;
+}
+
+export interface TransferResult {
+  outcome: TransferOutcome;
+  /** Why, for the log ('' when complete). */
+  detail: string;
+  counters: TransferCounters;
+}
+
+export interface TransferStep {
+  /** Datagrams to send to the client, in order, from the transfer's own port. */
+  send: Buffer[];
+  /** Call onTimeout() after this many ms (replacing any earlier timer); null: no timer. */
+  timeoutMs: number | null;
+  /** Set in the one step that ends the transfer: the server records it and closes the port. */
+  finished: TransferResult | null;
+}
+
+interface Outstanding {
+  /** The serialized DATA (or the OACK, as block 0), kept for retransmission. */
+  packet: Buffer;
+  sentAt: number;
+  sends: number;
+}
+
+type Phase = 'new' | 'oack' | 'data' | 'done';
+
+export class Transfer {
+  /** Set by start(); undefined when negotiation was refused. */
+  negotiated: NegotiatedOptions | undefined;
+  readonly counters: TransferCounters;
+
+  private readonly options: TransferOptions;
+  private readonly policy: RetransmitPolicy;
+  private readonly now: () => number;
+  private phase: Phase = 'new';
+  private producer: BlockProducer | undefined;
+  private startedAt = 0;
+  /** Index (32-bit and beyond, not the 16-bit wire number) of the last acknowledged block; the OACK is block 0. */
+  private lastAcked = 0;
+  /** Blocks lastAcked+1 … lastAcked+outstanding.length, sent and not yet acknowledged: the window. */
+  private outstanding: Outstanding[] = [];
+  /** Index of the final (short) block once it has been read. */
+  private lastBlock: number | undefined;
+  private deadline = 0;
+  private rto: number;
+  private rttvar = 0;
+  private retries = 0;
+  private resultValue: TransferResult | undefined;
+
+  constructor(options: TransferOptions) {
+    this.options = options;
+    this.policy = { ...DEFAULT_RETRANSMIT, ...options.retransmit };
+    this.now = options.now ?? (() => performance.now());
+    this.rto = this.policy.initialRtoMs;
+    this.startedAt = this.now();
+    this.counters = {
+      blocksSent: 0,
+      blocksResent: 0,
+      bytesSent: 0,
+      oacksSent: 0,
+      timeouts: 0,
+      duplicateAcks: 0,
+      partialAcks: 0,
+      ignoredAcks: 0,
+      srttMs: undefined,
+      rtoMs: this.rto,
+      durationMs: 0,
+    };
+  }
+
+  get result(): TransferResult | undefined {
+    return this.resultValue;
+  }
+
+  /** Negotiates and sends the OACK, or (no option accepted) the first window of DATA. Call once. */
+  start(): TransferStep {
+    if (this.phase !== 'new') throw new Error('Transfer.start() called twice');
+    const { request, fileSize, readBlock } = this.options;
+    const negotiation = negotiateOptions(request.options, this.options.limits ?? DEFAULT_LIMITS, request.mode === 'octet' ? fileSize : undefined);
+    if (!negotiation.ok) return this.finish('negotiation-refused', negotiation.reason, serializeError(ErrorCode.optionRefused, negotiation.reason));
+    const negotiated = negotiation.negotiated;
+    this.negotiated = negotiated;
+    if (negotiated.timeoutSeconds !== undefined) this.rto = negotiated.timeoutSeconds * 1000;
+    const blocks = request.mode === 'octet' ? octetBlocks : netasciiBlocks;
+    this.producer = blocks(fileSize, readBlock, negotiated.blockSize);
+    if (negotiated.oack !== undefined) {
+      // The OACK is block 0 of the window: ACK 0 acknowledges it and it is retransmitted like DATA.
+      this.phase = 'oack';
+      this.lastAcked = -1;
+      this.outstanding = [{ packet: serializeOack(negotiated.oack), sentAt: 0, sends: 0 }];
+      return this.transmitWindow();
+    }
+    this.phase = 'data';
+    this.lastAcked = 0;
+    return this.fillAndTransmit();
+  }
+
+  /** A datagram from the client's transfer ID (the server answers other sources with ERROR 5 itself). */
+  onDatagram(buf: Buffer): TransferStep {
+    if (this.phase === 'done' || this.phase === 'new') return this.idle();
+    const parsed = parseTftp(buf);
+    if (!parsed.ok) return this.protocolError(`malformed packet: ${parsed.reason}`);
+    const packet = parsed.packet;
+    switch (packet.type) {
+      case 'ack':
+        return this.onAck(packet.block);
+      case 'error':
+        return this.onError(packet.code, packet.message);
+      default:
+        return this.protocolError(`${packet.type.toUpperCase()} during a read transfer, which takes ACK or ERROR only`);
+    }
+  }
+
+  /** ACK with the 16-bit wire number `block`. */
+  onAck(block: number): TransferStep {
+    if (this.phase === 'done' || this.phase === 'new') return this.idle();
+    const lastSent = this.lastAcked + this.outstanding.length;
+    // The one block index with this wire number in (lastSent - 65536, lastSent]: a window is at most
+    // 65535 blocks, so that range holds lastAcked and the whole window, across any rollover.
+    const acked = lastSent - ((((lastSent - block) % BLOCK_NUMBERS) + BLOCK_NUMBERS) % BLOCK_NUMBERS);
+    if (acked < 0 || acked < this.lastAcked) {
+      this.counters.ignoredAcks++;
+      return this.keepTimer();
+    }
+    if (acked === this.lastAcked) {
+      // Never resend on a duplicate ACK (RFC 1123 §4.2.3.1, Sorcerer's Apprentice): the timer does.
+      this.counters.duplicateAcks++;
+      return this.keepTimer();
+    }
+    const done = this.outstanding.splice(0, acked - this.lastAcked);
+    const newest = done[done.length - 1] as Outstanding;
+    // Karn: only a block sent once, and acknowledged as the end of its window (not by a receiver's timeout), times the path.
+    if (acked === lastSent && newest.sends === 1) this.sampleRtt(this.now() - newest.sentAt);
+    // With the client's timeout the RTO is that timeout (RFC 2349): progress undoes the backoff.
+    const clientTimeout = this.negotiated?.timeoutSeconds;
+    if (clientTimeout !== undefined) this.rto = clientTimeout * 1000;
+    this.lastAcked = acked;
+    this.retries = 0;
+    if (this.phase === 'oack') this.phase = 'data';
+    if (this.lastBlock !== undefined && acked === this.lastBlock) return this.finish('complete', '');
+    if (this.outstanding.length > 0) this.counters.partialAcks++;
+    return this.fillAndTransmit();
+  }
+
+  /** An ERROR from the client: the transfer ends, nothing is sent back (RFC 1350 §7). */
+  onError(code: number, message: string): TransferStep {
+    if (this.phase === 'done' || this.phase === 'new') return this.idle();
+    const outcome = this.phase === 'oack' ? 'aborted-after-oack' : 'aborted-by-client';
+    return this.finish(outcome, `client sent ERROR ${code} "${message}"`);
+  }
+
+  /** The timer set by the last step fired. Early calls only re-arm it. */
+  onTimeout(): TransferStep {
+    if (this.phase === 'done' || this.phase === 'new') return this.idle();
+    if (this.now() < this.deadline) return this.keepTimer();
+    this.counters.timeouts++;
+    this.retries++;
+    if (this.retries > this.policy.maxRetries) {
+      const blocks = `blocks ${this.lastAcked + 1}..${this.lastAcked + this.outstanding.length}`;
+      const detail = `no ACK after ${this.policy.maxRetries} retransmissions of ${this.phase === 'oack' ? 'the OACK' : blocks}`;
+      return this.finish(this.lastBlock === undefined ? 'timeout' : 'end-unconfirmed', detail, serializeError(ErrorCode.notDefined, 'timed out'));
+    }
+    this.rto = Math.min(this.rto * 2, Math.max(this.policy.maxRtoMs, (this.negotiated?.timeoutSeconds ?? 0) * 1000));
+    return this.transmitWindow();
+  }
+
+  /** The server ends the transfer (shutdown, file withdrawn): the client gets ERROR 0 with `message`. */
+  cancel(message: string): TransferStep {
+    if (this.phase === 'done') return this.idle();
+    return this.finish('cancelled', message, serializeError(ErrorCode.notDefined, message));
+  }
+
+  private sampleRtt(rtt: number): void {
+    // RFC 6298 §2.2–2.4. Measured with a client timeout too (the log shows it), but then not used.
+    const srtt = this.counters.srttMs;
+    if (srtt === undefined) {
+      this.counters.srttMs = rtt;
+      this.rttvar = rtt / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(srtt - rtt);
+      this.counters.srttMs = 0.875 * srtt + 0.125 * rtt;
+    }
+    if (this.negotiated?.timeoutSeconds !== undefined) return;
+    const rto = this.counters.srttMs + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar);
+    this.rto = Math.min(Math.max(rto, this.policy.minRtoMs), this.policy.maxRtoMs);
+  }
+
+  /** Reads blocks up to a full window, then sends every outstanding block (old ones again, new ones first time). */
+  private fillAndTransmit(): TransferStep {
+    const producer = this.producer as BlockProducer;
+    const blockSize = (this.negotiated as NegotiatedOptions).blockSize;
+    const windowSize = (this.negotiated as NegotiatedOptions).windowSize;
+    try {
+      while (this.outstanding.length < windowSize && this.lastBlock === undefined) {
+        const index = this.lastAcked + this.outstanding.length + 1;
+        const payload = producer.next();
+        if (payload.length < blockSize) this.lastBlock = index;
+        this.outstanding.push({ packet: serializeData(index % BLOCK_NUMBERS, payload), sentAt: 0, sends: 0 });
+      }
+    } catch (error) {
+      if (!(error instanceof SourceError)) throw error;
+      return this.finish('source-error', error.message, serializeError(ErrorCode.notDefined, 'read error on the server'));
+    }
+    return this.transmitWindow();
+  }
+
+  private transmitWindow(): TransferStep {
+    const now = this.now();
+    const send: Buffer[] = [];
+    for (const entry of this.outstanding) {
+      entry.sends++;
+      entry.sentAt = now;
+      send.push(entry.packet);
+      if (this.phase === 'oack') {
+        this.counters.oacksSent++;
+      } else if (entry.sends === 1) {
+        this.counters.blocksSent++;
+        this.counters.bytesSent += entry.packet.length - 4;
+      } else {
+        this.counters.blocksResent++;
+      }
+    }
+    this.deadline = now + this.rto;
+    return { send, timeoutMs: this.rto, finished: null };
+  }
+
+  private protocolError(reason: string): TransferStep {
+    return this.finish('protocol-error', reason, serializeError(ErrorCode.illegalOperation, reason));
+  }
+
+  private finish(outcome: TransferOutcome, detail: string, last?: Buffer): TransferStep {
+    this.phase = 'done';
+    this.outstanding = [];
+    this.counters.rtoMs = this.rto;
+    this.counters.durationMs = this.now() - this.startedAt;
+    this.resultValue = { outcome, detail, counters: this.counters };
+    return { send: last === undefined ? [] : [last], timeoutMs: null, finished: this.resultValue };
+  }
+
+  private keepTimer(): TransferStep {
+    return { send: [], timeoutMs: Math.max(0, this.deadline - this.now()), finished: null };
+  }
+
+  private idle(): TransferStep {
+    return { send: [], timeoutMs: null, finished: null };
+  }
+}

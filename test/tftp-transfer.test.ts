@@ -1,0 +1,686 @@
+import test, { type ExecutionContext } from 'ava';
+import { encodeNetascii, type ReadBlock } from '../src/net/tftp/blocks.js';
+import type { TftpLimits } from '../src/net/tftp/options.js';
+import { parseTftp, serializeAck, serializeData, serializeError, serializeRequest, type TftpPacket } from '../src/net/tftp/packets.js';
+import type { TransferMode } from '../src/net/tftp/request.js';
+import { Transfer, type RetransmitPolicy, type TransferResult, type TransferStep } from '../src/net/tftp/transfer.js';
+
+// ---------------------------------------------------------------------------------------------
+// Content: a synthetic file whose every byte depends on its offset, so a block delivered at the
+// wrong place (a rollover or window bug) never matches, and 40 MiB need no allocation.
+
+function patternByte(offset: number): number {
+  return Math.imul(offset ^ (offset >>> 13), 0x9e3779b1) >>> 24;
+}
+
+function synthetic(offset: number, length: number): Buffer {
+  const buf = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++) buf[i] = patternByte(offset + i);
+  return buf;
+}
+
+/** Seeded PRNG (mulberry32), so a failing loss pattern reproduces. */
+function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let x = state;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function decode(buf: Buffer): TftpPacket {
+  const result = parseTftp(buf);
+  if (!result.ok) throw new Error(`transfer sent an unparseable packet: ${result.reason}`);
+  return result.packet;
+}
+
+/** What a step sent, as block numbers for DATA and packet types otherwise. */
+function summary(step: TransferStep): Array<number | string> {
+  return step.send.map((buf) => {
+    const packet = decode(buf);
+    return packet.type === 'data' ? packet.block : packet.type === 'error' ? `error ${packet.code}` : packet.type;
+  });
+}
+
+function newTransfer(fileSize: number, options: Record<string, string> = {}, extra: { mode?: TransferMode; readBlock?: ReadBlock; limits?: TftpLimits; retransmit?: Partial<RetransmitPolicy> } = {}) {
+  const clock = { now: 0 };
+  const transfer = new Transfer({
+    request: { filename: 'f', mode: extra.mode ?? 'octet', options: Object.entries(options).map(([name, value]) => ({ name, value })) },
+    fileSize,
+    readBlock: extra.readBlock ?? synthetic,
+    limits: extra.limits,
+    retransmit: extra.retransmit,
+    now: () => clock.now,
+  });
+  return { transfer, clock };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A simulated client on a simulated network: RFC 1350 lock-step or RFC 7440 windowed receiver,
+// constant one-way latency, seeded independent loss in each direction, fake clock throughout.
+
+interface Scenario {
+  fileSize: number;
+  options?: Record<string, string>;
+  mode?: TransferMode;
+  readBlock?: ReadBlock;
+  /** The bytes the client must end up with (default: the file itself). */
+  expected?: (offset: number, length: number) => Buffer;
+  expectedLength?: number;
+  loss?: number;
+  lossToClient?: number;
+  lossToServer?: number;
+  seed?: number;
+  latencyMs?: number;
+  /** The client's retransmission timeout (default: its negotiated timeout, else 1 s). */
+  clientTimeoutMs?: number;
+  clientRetries?: number;
+  /** RFC 7440 receiver that ACKs the last in-order block as soon as it sees a gap (once per gap). */
+  ackOnGap?: boolean;
+  /** How long the client keeps answering a repeated final DATA after its final ACK (0: it leaves at once). */
+  dallyMs?: number;
+  /** Drop exactly these client ACKs (by wire block number, first occurrence only), on top of random loss. */
+  dropAcks?: number[];
+  retransmit?: Partial<RetransmitPolicy>;
+  limits?: TftpLimits;
+}
+
+interface SimOutcome {
+  result: TransferResult;
+  clientComplete: boolean;
+  clientReceived: number;
+  mismatches: number;
+  dropped: number;
+  /** Largest number of datagrams one step asked to send: the window bound. */
+  largestBurst: number;
+  /** The server read the file front to back, each byte once. */
+  readsSequential: boolean;
+  bytesRead: number;
+  sawBlockZero: boolean;
+  elapsedMs: number;
+  clientError: TftpPacket | undefined;
+}
+
+function simulate(scenario: Scenario): SimOutcome {
+  const random = prng(scenario.seed ?? 1);
+  const lossToClient = scenario.lossToClient ?? scenario.loss ?? 0;
+  const lossToServer = scenario.lossToServer ?? scenario.loss ?? 0;
+  const latency = scenario.latencyMs ?? 1;
+  const source = scenario.readBlock ?? synthetic;
+  const expected = scenario.expected ?? source;
+  const expectedLength = scenario.expectedLength ?? scenario.fileSize;
+  const dropAcks = new Set(scenario.dropAcks ?? []);
+  let now = 0;
+
+  let nextRead = 0;
+  let readsSequential = true;
+  let bytesRead = 0;
+  const readBlock: ReadBlock = (offset, length) => {
+    if (offset !== nextRead) readsSequential = false;
+    nextRead = offset + length;
+    bytesRead += length;
+    return source(offset, length);
+  };
+
+  const transfer = new Transfer({
+    request: { filename: 'f', mode: scenario.mode ?? 'octet', options: Object.entries(scenario.options ?? {}).map(([name, value]) => ({ name, value })) },
+    fileSize: scenario.fileSize,
+    readBlock,
+    limits: scenario.limits,
+    retransmit: scenario.retransmit,
+    now: () => now,
+  });
+
+  // In-flight datagrams: constant latency keeps them in time order, so the queue is append-only.
+  const queue: Array<{ at: number; toClient: boolean; packet: Buffer }> = [];
+  let head = 0;
+  let dropped = 0;
+  let serverTimer: number | null = null;
+  let clientTimer: number | null = null;
+  let result: TransferResult | undefined;
+  let largestBurst = 0;
+  let sawBlockZero = false;
+
+  const client = {
+    started: false,
+    blockSize: 512,
+    windowSize: 1,
+    timeoutMs: scenario.clientTimeoutMs ?? 1000,
+    next: 1,
+    lastAck: 0,
+    sinceAck: 0,
+    received: 0,
+    mismatches: 0,
+    retries: 0,
+    gapAcked: false,
+    complete: false,
+    left: false,
+    error: undefined as TftpPacket | undefined,
+  };
+  const wire = (index: number) => index % 65536;
+
+  function toServer(packet: Buffer, block: number): void {
+    if (result !== undefined) return; // the transfer's port is closed
+    if (dropAcks.delete(block) || random() < lossToServer) {
+      dropped++;
+      return;
+    }
+    queue.push({ at: now + latency, toClient: false, packet });
+  }
+  function sendAck(index: number): void {
+    client.lastAck = index;
+    client.sinceAck = 0;
+    toServer(serializeAck(wire(index)), wire(index));
+  }
+  function apply(step: TransferStep): void {
+    largestBurst = Math.max(largestBurst, step.send.length);
+    for (const packet of step.send) {
+      if (packet.readUInt16BE(0) === 3 && packet.readUInt16BE(2) === 0) sawBlockZero = true;
+      if (random() < lossToClient) dropped++;
+      else queue.push({ at: now + latency, toClient: true, packet });
+    }
+    serverTimer = step.timeoutMs === null ? null : now + step.timeoutMs;
+    if (step.finished !== null) result = step.finished;
+  }
+
+  function clientReceives(buf: Buffer): void {
+    if (client.left) return;
+    const packet = decode(buf);
+    if (packet.type === 'error') {
+      client.error = packet;
+      client.left = true;
+      clientTimer = null;
+      return;
+    }
+    if (packet.type === 'oack') {
+      if (!client.started) {
+        client.started = true;
+        for (const { name, value } of packet.options) {
+          if (name === 'blksize') client.blockSize = Number(value);
+          if (name === 'windowsize') client.windowSize = Number(value);
+          if (name === 'timeout' && scenario.clientTimeoutMs === undefined) client.timeoutMs = Number(value) * 1000;
+        }
+      }
+      // A repeated OACK means our ACK 0 was lost.
+      if (client.next === 1) sendAck(0);
+      clientTimer = now + client.timeoutMs;
+      return;
+    }
+    if (packet.type !== 'data') throw new Error(`server sent ${packet.type} to the client`);
+    client.started = true;
+    const lastIndex = client.next - 1;
+    if (client.complete) {
+      // Dally: the final DATA again means the final ACK was lost.
+      if (packet.block === wire(lastIndex)) sendAck(lastIndex);
+      return;
+    }
+    if (packet.block === wire(client.next)) {
+      const length = packet.payload.length;
+      if (length > client.blockSize || !packet.payload.equals(expected(client.received, length))) client.mismatches++;
+      client.received += length;
+      client.next++;
+      client.sinceAck++;
+      client.retries = 0;
+      client.gapAcked = false;
+      clientTimer = now + client.timeoutMs;
+      if (length < client.blockSize) {
+        client.complete = true;
+        sendAck(client.next - 1);
+        clientTimer = now + (scenario.dallyMs ?? 3000);
+      } else if (client.sinceAck >= client.windowSize) {
+        sendAck(client.next - 1);
+      }
+      return;
+    }
+    if (packet.block === wire(client.lastAck)) {
+      // The block we acknowledged last, again: our ACK was lost (the classic client ACKs every duplicate).
+      sendAck(client.lastAck);
+      return;
+    }
+    const ahead = (packet.block - wire(client.next) + 65536) % 65536;
+    if (scenario.ackOnGap && ahead < client.windowSize && !client.gapAcked) {
+      client.gapAcked = true;
+      sendAck(client.next - 1);
+    }
+  }
+
+  function clientTimeout(): void {
+    if (client.complete) {
+      client.left = true; // dally over
+      clientTimer = null;
+      return;
+    }
+    client.retries++;
+    if (client.retries > (scenario.clientRetries ?? 8)) {
+      client.left = true;
+      clientTimer = null;
+      return;
+    }
+    // RFC 7440 §4: on timeout the receiver ACKs the last block received in order.
+    if (client.started) sendAck(client.next - 1);
+    clientTimer = now + client.timeoutMs;
+  }
+
+  apply(transfer.start());
+  clientTimer = now + client.timeoutMs;
+  for (let events = 0; events < 20_000_000; events++) {
+    const delivery = head < queue.length ? (queue[head] as { at: number }).at : Infinity;
+    const server = serverTimer ?? Infinity;
+    const clientAt = client.left ? Infinity : (clientTimer ?? Infinity);
+    const at = Math.min(delivery, server, clientAt);
+    if (at === Infinity) break;
+    now = at;
+    if (delivery === at) {
+      const { toClient, packet } = queue[head++] as { toClient: boolean; packet: Buffer };
+      if (head > 4096) {
+        queue.splice(0, head);
+        head = 0;
+      }
+      if (toClient) clientReceives(packet);
+      else if (result === undefined) apply(transfer.onDatagram(packet));
+    } else if (server === at) {
+      serverTimer = null;
+      apply(transfer.onTimeout());
+    } else {
+      clientTimeout();
+    }
+    if (now > 24 * 3600 * 1000) throw new Error('simulation ran past a day of simulated time');
+  }
+  if (result === undefined) throw new Error('simulation ended without a transfer result');
+  return {
+    result,
+    clientComplete: client.complete && client.received === expectedLength,
+    clientReceived: client.received,
+    mismatches: client.mismatches,
+    dropped,
+    largestBurst,
+    readsSequential,
+    bytesRead,
+    sawBlockZero,
+    elapsedMs: now,
+    clientError: client.error,
+  };
+}
+
+function assertDelivered(t: ExecutionContext, sim: SimOutcome, label = ''): void {
+  t.is(sim.result.outcome, 'complete', `${label} ${sim.result.detail}`);
+  t.is(sim.mismatches, 0, `${label} blocks with wrong content`);
+  t.true(sim.clientComplete, `${label} client got ${sim.clientReceived} bytes`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripted exchanges: the exact datagrams and timer settings.
+
+test('no options: DATA 1 straight away (RFC 1350), lock-step to the short last block', (t) => {
+  const { transfer } = newTransfer(1000);
+  const first = transfer.start();
+  t.deepEqual(summary(first), [1]);
+  t.is(first.timeoutMs, 1000);
+  t.deepEqual(decode(first.send[0] as Buffer), { type: 'data', block: 1, payload: synthetic(0, 512) });
+  const second = transfer.onAck(1);
+  t.deepEqual(decode(second.send[0] as Buffer), { type: 'data', block: 2, payload: synthetic(512, 488) });
+  const last = transfer.onAck(2);
+  t.deepEqual(last, { send: [], timeoutMs: null, finished: transfer.result as TransferResult });
+  t.like(transfer.result, { outcome: 'complete', counters: { blocksSent: 2, blocksResent: 0, bytesSent: 1000, oacksSent: 0 } });
+  // After the end nothing is answered.
+  t.deepEqual(transfer.onAck(2), { send: [], timeoutMs: null, finished: null });
+});
+
+test('sizes around block boundaries: exactly n blocks ends with an empty DATA, 0 bytes is one empty DATA', (t) => {
+  for (const [size, lastBlock, lastLength] of [
+    [0, 1, 0],
+    [1, 1, 1],
+    [511, 1, 511],
+    [512, 2, 0],
+    [513, 2, 1],
+    [1024, 3, 0],
+  ] as const) {
+    const { transfer } = newTransfer(size);
+    let step = transfer.start();
+    for (let block = 1; block < lastBlock; block++) step = transfer.onAck(block);
+    const last = decode(step.send[0] as Buffer);
+    t.like(last, { type: 'data', block: lastBlock }, `size ${size}`);
+    t.is(last.type === 'data' ? last.payload.length : -1, lastLength, `size ${size}`);
+    t.like(transfer.onAck(lastBlock).finished, { outcome: 'complete' }, `size ${size}`);
+  }
+});
+
+test('options: OACK first, ACK 0 acknowledges it, then the first window', (t) => {
+  const { transfer } = newTransfer(5000, { tsize: '0', blksize: '1024', windowsize: '4', timeout: '2' });
+  const first = transfer.start();
+  t.deepEqual(
+    first.send.map(decode),
+    [
+      {
+        type: 'oack',
+        options: [
+          { name: 'tsize', value: '5000' },
+          { name: 'blksize', value: '1024' },
+          { name: 'windowsize', value: '4' },
+          { name: 'timeout', value: '2' },
+        ],
+      },
+    ],
+  );
+  t.is(first.timeoutMs, 2000);
+  const window = transfer.onAck(0);
+  t.deepEqual(summary(window), [1, 2, 3, 4]);
+  t.deepEqual(window.send.map((buf) => buf.length), [1028, 1028, 1028, 1028]);
+  t.deepEqual(summary(transfer.onAck(4)), [5]);
+  t.like(transfer.onAck(5).finished, { outcome: 'complete', counters: { blocksSent: 5, oacksSent: 1, bytesSent: 5000 } });
+});
+
+test('an option request the server cannot honour gets ERROR 8 and nothing else', (t) => {
+  const { transfer } = newTransfer(100, { blksize: '4' });
+  const step = transfer.start();
+  t.deepEqual(summary(step), ['error 8']);
+  t.like(step.finished, { outcome: 'negotiation-refused', detail: 'blksize 4 is below the minimum of 8' });
+});
+
+test('tsize probe then ERROR (EDK2): the transfer ends cleanly as aborted-after-oack, nothing read, nothing sent back', (t) => {
+  let reads = 0;
+  const { transfer } = newTransfer(40 << 20, { tsize: '0' }, { readBlock: (offset, length) => (reads++, synthetic(offset, length)) });
+  t.deepEqual(transfer.start().send.map(decode), [{ type: 'oack', options: [{ name: 'tsize', value: String(40 << 20) }] }]);
+  const end = transfer.onDatagram(serializeError(8, 'User aborted the transfer'));
+  t.deepEqual(end.send, []);
+  t.is(end.timeoutMs, null);
+  t.like(end.finished, { outcome: 'aborted-after-oack', detail: 'client sent ERROR 8 "User aborted the transfer"' });
+  t.is(reads, 0);
+});
+
+test('an ERROR during the data phase ends the transfer as aborted-by-client', (t) => {
+  const { transfer } = newTransfer(5000);
+  transfer.start();
+  transfer.onAck(1);
+  t.like(transfer.onDatagram(serializeError(0, 'disk full')).finished, { outcome: 'aborted-by-client' });
+});
+
+test('duplicate ACKs never trigger a send (Sorcerer\'s Apprentice) and leave the timer running', (t) => {
+  const { transfer, clock } = newTransfer(5000);
+  transfer.start();
+  clock.now = 10;
+  t.deepEqual(summary(transfer.onAck(1)), [2]);
+  for (const at of [20, 30, 40]) {
+    clock.now = at;
+    const step = transfer.onAck(1);
+    t.deepEqual(step.send, []);
+    // The RTT sample of block 1 (10 ms) set the RTO to its 200 ms floor, armed at t=10.
+    t.is(step.timeoutMs, 210 - at);
+  }
+  t.is(transfer.counters.duplicateAcks, 3);
+  t.deepEqual(summary(transfer.onAck(2)), [3]);
+  t.is(transfer.counters.blocksResent, 0);
+});
+
+test('windowed: a partial ACK resends from the block after it and tops the window up', (t) => {
+  const { transfer } = newTransfer(20 * 512, { windowsize: '4' });
+  transfer.start();
+  t.deepEqual(summary(transfer.onAck(0)), [1, 2, 3, 4]);
+  const partial = transfer.onAck(2);
+  t.deepEqual(summary(partial), [3, 4, 5, 6]);
+  t.like(transfer.counters, { partialAcks: 1, blocksResent: 2, blocksSent: 6 });
+  // An ACK older than the last acknowledged one is stale: ignored.
+  t.deepEqual(transfer.onAck(1).send, []);
+  t.is(transfer.counters.ignoredAcks, 1);
+  // An ACK for a block never sent is ignored too.
+  t.deepEqual(transfer.onAck(9).send, []);
+  t.is(transfer.counters.ignoredAcks, 2);
+  t.deepEqual(summary(transfer.onAck(6)), [7, 8, 9, 10]);
+});
+
+test('timeouts resend the whole unacknowledged window with exponential backoff, then give up with ERROR 0', (t) => {
+  const { transfer, clock } = newTransfer(20 * 512, { windowsize: '4' });
+  transfer.start();
+  clock.now = 5;
+  transfer.onAck(0);
+  transfer.onAck(2); // blocks 3..6 outstanding
+  const delays: number[] = [];
+  let step: TransferStep = { send: [], timeoutMs: 200, finished: null };
+  for (let i = 0; i < 5; i++) {
+    clock.now += step.timeoutMs as number;
+    step = transfer.onTimeout();
+    t.deepEqual(summary(step), [3, 4, 5, 6]);
+    delays.push(step.timeoutMs as number);
+  }
+  // RTO 200 (floor, from the 5 ms OACK sample) doubling to the 8 s ceiling.
+  t.deepEqual(delays, [400, 800, 1600, 3200, 6400]);
+  clock.now += step.timeoutMs as number;
+  const end = transfer.onTimeout();
+  t.deepEqual(summary(end), ['error 0']);
+  t.like(end.finished, { outcome: 'timeout', detail: 'no ACK after 5 retransmissions of blocks 3..6', counters: { timeouts: 6 } });
+});
+
+test('an early timer call does not resend: it only re-arms for the rest', (t) => {
+  const { transfer, clock } = newTransfer(2000);
+  transfer.start();
+  clock.now = 400;
+  t.deepEqual(transfer.onTimeout(), { send: [], timeoutMs: 600, finished: null });
+  t.is(transfer.counters.timeouts, 0);
+});
+
+test('the client\'s timeout option is the RTO: 3 s, backoff on loss, back to 3 s on progress', (t) => {
+  const { transfer, clock } = newTransfer(5000, { timeout: '3' });
+  t.is(transfer.start().timeoutMs, 3000);
+  clock.now = 1;
+  t.is(transfer.onAck(0).timeoutMs, 3000); // a 1 ms RTT sample does not shorten it
+  clock.now = 3001;
+  t.is(transfer.onTimeout().timeoutMs, 6000);
+  clock.now = 3002;
+  t.is(transfer.onAck(1).timeoutMs, 3000);
+});
+
+test('OACK lost: the OACK is retransmitted; a repeated ACK 0 is a duplicate', (t) => {
+  const { transfer, clock } = newTransfer(5000, { blksize: '1024' });
+  transfer.start();
+  clock.now = 1000;
+  t.deepEqual(summary(transfer.onTimeout()), ['oack']);
+  // While the OACK is outstanding, ACK 65535 (block -1) is nonsense, not a duplicate.
+  t.deepEqual(transfer.onAck(65535).send, []);
+  t.like(transfer.counters, { ignoredAcks: 1, duplicateAcks: 0 });
+  t.deepEqual(summary(transfer.onAck(0)), [1]);
+  t.deepEqual(transfer.onAck(0).send, []);
+  t.like(transfer.counters, { oacksSent: 2, duplicateAcks: 1 });
+});
+
+test('rollover: block 65535 is followed by block 0, and ACKs map across the wrap inside a window', (t) => {
+  const blockSize = 512;
+  const { transfer } = newTransfer(65540 * blockSize + 100, { windowsize: '4' });
+  transfer.start();
+  let step = transfer.onAck(0);
+  let acked = 0;
+  // Whole windows up to 65532, then the window 65533..65536 straddles the wrap.
+  while (acked < 65532) {
+    acked += 4;
+    step = transfer.onAck(acked % 65536);
+  }
+  t.deepEqual(summary(step), [65533, 65534, 65535, 0]);
+  // ACK 65535 is a partial ACK inside the window; ACK 0 then means block 65536, not the OACK.
+  t.deepEqual(summary(transfer.onAck(65535)), [0, 1, 2, 3]);
+  t.deepEqual(summary(transfer.onAck(0)), [1, 2, 3, 4]);
+  const last = transfer.onAck(4);
+  t.deepEqual(last.send.map(decode), [{ type: 'data', block: 5, payload: synthetic(65540 * blockSize, 100) }]);
+  t.like(transfer.onAck(5).finished, { outcome: 'complete', counters: { blocksSent: 65541 } });
+});
+
+test('malformed packets and non-ACKs from the client end the transfer with ERROR 4, never a throw', (t) => {
+  for (const buf of [Buffer.from([0]), Buffer.from([0, 4, 1]), Buffer.from([0, 9, 0, 0]), serializeData(1, Buffer.alloc(3)), serializeRequest({ filename: 'f', mode: 'octet', options: [] })]) {
+    const { transfer } = newTransfer(5000);
+    transfer.start();
+    const step = transfer.onDatagram(buf);
+    t.deepEqual(summary(step), ['error 4']);
+    t.like(step.finished, { outcome: 'protocol-error' });
+  }
+});
+
+test('fuzz: random datagrams into live transfers never throw', (t) => {
+  const random = prng(7440);
+  for (let i = 0; i < 300; i++) {
+    const { transfer, clock } = newTransfer(Math.floor(random() * 20000), { windowsize: String(1 + Math.floor(random() * 8)) });
+    transfer.start();
+    for (let j = 0; j < 50 && transfer.result === undefined; j++) {
+      clock.now += random() * 500;
+      const kind = random();
+      t.notThrows(() => {
+        if (kind < 0.6) transfer.onDatagram(serializeAck(Math.floor(random() * 16)));
+        else if (kind < 0.8) transfer.onTimeout();
+        else transfer.onDatagram(Buffer.from(Array.from({ length: Math.floor(random() * 8) }, () => Math.floor(random() * 256))));
+      });
+    }
+  }
+});
+
+test('a source shorter than its announced size ends the transfer with ERROR 0 instead of hanging', (t) => {
+  const { transfer } = newTransfer(2000, {}, { readBlock: (offset, length) => synthetic(offset, Math.min(length, 1500 - offset)) });
+  transfer.start();
+  transfer.onAck(1);
+  const step = transfer.onAck(2);
+  t.deepEqual(summary(step), ['error 0']);
+  t.like(step.finished, { outcome: 'source-error' });
+  t.regex((step.finished as TransferResult).detail, /returned 476 bytes at offset 1024 where 512 were expected/);
+});
+
+test('a source that throws ends the transfer with ERROR 0', (t) => {
+  const { transfer } = newTransfer(2000, {}, {
+    readBlock: () => {
+      throw new Error('MDB_CORRUPTED');
+    },
+  });
+  const step = transfer.start();
+  t.deepEqual(summary(step), ['error 0']);
+  t.like(step.finished, { outcome: 'source-error', detail: 'reading 512 bytes at offset 0 failed: MDB_CORRUPTED' });
+});
+
+test('cancel() sends ERROR 0 with the reason', (t) => {
+  const { transfer } = newTransfer(2000);
+  transfer.start();
+  const step = transfer.cancel('server shutting down');
+  t.deepEqual(step.send.map(decode), [{ type: 'error', code: 0, message: 'server shutting down' }]);
+  t.like(step.finished, { outcome: 'cancelled' });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Whole transfers against the simulated client.
+
+test('lock-step and windowed transfers deliver identical content at every size around block boundaries', (t) => {
+  for (const windowSize of [1, 4, 16]) {
+    for (const blockSize of [512, 1468]) {
+      for (const blocks of [0, 1, 4, 16, 17, 64]) {
+        for (const delta of [-1, 0, 1]) {
+          const fileSize = blocks * blockSize + delta;
+          if (fileSize < 0) continue;
+          const sim = simulate({ fileSize, options: { blksize: String(blockSize), windowsize: String(windowSize) } });
+          const label = `w${windowSize} b${blockSize} size ${fileSize}`;
+          assertDelivered(t, sim, label);
+          t.is(sim.result.counters.blocksResent, 0, label);
+          t.is(sim.result.counters.blocksSent, Math.floor(fileSize / blockSize) + 1, label);
+          t.true(sim.readsSequential && sim.bytesRead === fileSize, `${label}: file read front to back once`);
+          t.true(sim.largestBurst <= windowSize, label);
+        }
+      }
+    }
+  }
+});
+
+test('rollover: a file beyond 65535 blocks at blksize 512 (> 32 MiB) arrives intact, lock-step', (t) => {
+  const fileSize = 65536 * 512 + 300_000; // 33.85 MB, 66122 blocks
+  const sim = simulate({ fileSize, options: { tsize: '0' } });
+  assertDelivered(t, sim);
+  t.true(sim.sawBlockZero);
+  t.is(sim.result.counters.blocksSent, Math.floor(fileSize / 512) + 1);
+});
+
+test('rollover with windowsize 16 under 0.5% loss both ways', (t) => {
+  const fileSize = 65536 * 512 + 70_000;
+  const sim = simulate({ fileSize, options: { windowsize: '16' }, loss: 0.005, seed: 42 });
+  assertDelivered(t, sim);
+  t.true(sim.sawBlockZero);
+  t.true(sim.dropped > 100, `only ${sim.dropped} datagrams dropped`);
+});
+
+test('random loss of DATA and ACK (0.5% and 5%, both directions): every transfer completes intact with bounded retransmission', (t) => {
+  const stats: string[] = [];
+  for (const loss of [0.005, 0.05]) {
+    for (const windowSize of [1, 4, 16]) {
+      for (const ackOnGap of [false, true]) {
+        let dropped = 0;
+        let resent = 0;
+        let sent = 0;
+        let timeouts = 0;
+        let elapsedMs = 0;
+        for (let seed = 1; seed <= 8; seed++) {
+          const fileSize = 150 * 1024 + seed * 97;
+          const sim = simulate({ fileSize, options: { windowsize: String(windowSize) }, loss, seed, ackOnGap });
+          const label = `loss ${loss} w${windowSize} ackOnGap ${ackOnGap} seed ${seed}`;
+          assertDelivered(t, sim, label);
+          const counters = sim.result.counters;
+          // Every timeout is caused by a lost datagram: constant latency, so no spurious ones.
+          t.true(counters.timeouts <= sim.dropped, `${label}: ${counters.timeouts} timeouts for ${sim.dropped} drops`);
+          // No Sorcerer's Apprentice: each drop costs at most two windows of resends.
+          t.true(counters.blocksResent <= 2 * windowSize * sim.dropped, `${label}: ${counters.blocksResent} resends for ${sim.dropped} drops`);
+          dropped += sim.dropped;
+          resent += counters.blocksResent;
+          sent += counters.blocksSent;
+          timeouts += counters.timeouts;
+          elapsedMs += counters.durationMs;
+        }
+        stats.push(`loss ${loss} w${windowSize}${ackOnGap ? ' ack-on-gap' : ''}: ${sent} blocks, ${dropped} drops, ${timeouts} timeouts, ${resent} resends, ${(elapsedMs / 1000).toFixed(1)} s of transfer time (simulated)`);
+      }
+    }
+  }
+  t.log(stats.join('\n'));
+});
+
+test('the final ACK lost: a dallying client re-ACKs the resent last block, a vanished one leaves the transfer end-unconfirmed', (t) => {
+  const dallying = simulate({ fileSize: 1500, dropAcks: [3] });
+  assertDelivered(t, dallying);
+  t.is(dallying.result.counters.blocksResent, 1);
+  const vanished = simulate({ fileSize: 1500, dropAcks: [3], dallyMs: 0 });
+  t.true(vanished.clientComplete);
+  t.like(vanished.result, { outcome: 'end-unconfirmed', counters: { timeouts: 6, blocksResent: 5 } });
+});
+
+test('adaptive RTO: a 1.5 s round trip (above the 1 s initial RTO) costs one spurious resend, not one per block', (t) => {
+  const sim = simulate({ fileSize: 50 * 512, latencyMs: 750, clientTimeoutMs: 20_000 });
+  assertDelivered(t, sim);
+  t.true(sim.result.counters.blocksResent <= 1, `${sim.result.counters.blocksResent} resends`);
+  t.true((sim.result.counters.srttMs as number) >= 1499 && (sim.result.counters.srttMs as number) <= 1501);
+  t.true(sim.result.counters.rtoMs >= 1500);
+});
+
+test('adaptive RTO on a fast path settles at the floor', (t) => {
+  const sim = simulate({ fileSize: 50 * 512, latencyMs: 0.1 });
+  assertDelivered(t, sim);
+  t.is(sim.result.counters.rtoMs, 200);
+});
+
+test('a client that never answers: OACK retransmitted, then timeout', (t) => {
+  const sim = simulate({ fileSize: 1000, options: { tsize: '0' }, lossToServer: 1, clientRetries: 100 });
+  t.like(sim.result, { outcome: 'timeout', counters: { oacksSent: 6, blocksSent: 0 } });
+  t.like(sim.clientError, { type: 'error', code: 0 });
+});
+
+test('netascii: LF becomes CR LF and CR becomes CR NUL; tsize is not offered; decoding gives the file back', (t) => {
+  const text = Buffer.from('line one\nline two\r\nbare cr\r'.repeat(80) + '\n'.repeat(600), 'latin1');
+  const encoded = encodeNetascii(text);
+  for (const windowSize of ['1', '4']) {
+    const sim = simulate({
+      fileSize: text.length,
+      mode: 'netascii',
+      options: { tsize: '0', windowsize: windowSize },
+      readBlock: (offset, length) => text.subarray(offset, offset + length),
+      expected: (offset, length) => encoded.subarray(offset, offset + length),
+      expectedLength: encoded.length,
+      loss: 0.05,
+      seed: 3,
+    });
+    assertDelivered(t, sim, `netascii w${windowSize}`);
+  }
+  const decoded = encoded.toString('latin1').replace(/\r\n/g, '\n').replace(/\r\0/g, '\r');
+  t.is(decoded, text.toString('latin1'));
+  t.is(encoded.length, text.length + 80 * 4 + 600);
+  const { transfer } = newTransfer(text.length, { tsize: '0' }, { mode: 'netascii', readBlock: (o, l) => text.subarray(o, o + l) });
+  t.deepEqual(summary(transfer.start()), [1]);
+});
