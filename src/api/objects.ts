@@ -4,7 +4,7 @@
 import type { Collection, IndexSpec, Store, StoredRecord, WriteTx } from '../store/store.js';
 import { StoreConflict } from '../store/errors.js';
 import type { ApiContext } from './context.js';
-import { badRequest, notFound } from './errors.js';
+import { badRequest, HttpError, notFound } from './errors.js';
 import type { Role } from './rbac.js';
 import type { Request, Route } from './route.js';
 import { validateBody, type FieldSpec, type Schema } from './validation.js';
@@ -33,7 +33,31 @@ export interface ObjectClass {
    * already applied: return a reason to refuse it (e.g. "no full admin would remain").
    */
   invariant?(collection: Collection, previous: StoredRecord): string | undefined;
+  /**
+   * Indexes a URL id is looked up in, in order, after the uid; `key` turns the id into that
+   * index's key form (e.g. a MAC in any notation → `aa:bb:…`) or says it cannot be one.
+   * Default: the name index as is.
+   */
+  idIndexes?: readonly { index: string; key?(id: string): string | undefined }[];
+  /**
+   * Complete a record inside the write transaction, before `validate` (computed fields such as
+   * a node's name and IP, references resolved to uids). Throw an HttpError to refuse it.
+   */
+  derive?(record: Record<string, unknown>, change: { previous: StoredRecord | undefined; tx: WriteTx; store: Store }): void;
+  /** Add computed fields to what the API returns for a record (after the stored fields). */
+  present?(record: StoredRecord, view: Record<string, unknown>, store: Store): void;
+  /** Reason a record cannot be deleted (e.g. other objects refer to it); checked in the transaction. */
+  inUse?(record: StoredRecord, store: Store): string | undefined;
+  /**
+   * Open the other collections `derive`/`inUse` read. Runs when the ObjectStore is made, outside
+   * any transaction: LMDB forgets a database first opened inside a transaction that aborts.
+   */
+  opens?(store: Store): void;
+  /** POST to the plural path also accepts a list: all created in one transaction. */
+  bulkCreate?: boolean;
 }
+
+const NAME_ONLY: NonNullable<ObjectClass['idIndexes']> = [{ index: 'name' }];
 
 const UID_RE = /^[0-9a-f]{32}$/;
 
@@ -57,12 +81,18 @@ export class ObjectStore {
   ) {
     this.collection = store.collection(cls.name, cls.indexes);
     this.fields = cls.frozenReason ? { ...cls.fields, frozen: FROZEN_FIELD } : cls.fields;
+    cls.opens?.(store);
   }
 
-  /** Uid of the record a URL names: its uid, or its name. */
+  /** Uid of the record a URL names: its uid, or a key of one of the class's id indexes. */
   findUid(id: string): string | undefined {
     if (UID_RE.test(id) && this.collection.get(id)) return id;
-    return this.collection.lookup('name', id);
+    for (const { index, key } of this.cls.idIndexes ?? NAME_ONLY) {
+      const k = key ? key(id) : id;
+      const uid = k === undefined ? undefined : this.collection.lookup(index, k);
+      if (uid !== undefined) return uid;
+    }
+    return undefined;
   }
 
   resolve(id: string): StoredRecord {
@@ -79,15 +109,46 @@ export class ObjectStore {
       const spec = this.fields[key] ?? META_FIELDS[key];
       if (spec && !spec.writeOnly && value !== undefined) out[key] = value;
     }
+    this.cls.present?.(record, out, this.store);
     return out;
   }
 
   async create(actor: string, body: unknown): Promise<StoredRecord> {
+    const record = await this.newRecord(body);
+    return this.write(actor, (tx) => this.put(tx, undefined, record));
+  }
+
+  /** Create several records in one transaction: all of them or none (the reason names the item). */
+  async createMany(actor: string, bodies: readonly unknown[]): Promise<StoredRecord[]> {
+    const records: Record<string, unknown>[] = [];
+    for (const [i, body] of bodies.entries()) records.push(await this.newRecord(body).catch((err: unknown) => { throw itemError(err, i); }));
+    return this.write(actor, (tx) => records.map((record, i) => {
+      try {
+        return this.put(tx, undefined, record);
+      } catch (err) {
+        throw itemError(err, i);
+      }
+    }));
+  }
+
+  /** Change several records in one transaction (e.g. a naming-pool push); `change` sees each current record. */
+  async modifyMany(actor: string, uids: readonly string[], change: (record: StoredRecord, tx: WriteTx) => Record<string, unknown>): Promise<StoredRecord[]> {
+    return this.write(actor, (tx) => {
+      const changed: StoredRecord[] = [];
+      for (const uid of uids) {
+        const previous = this.collection.get(uid);
+        if (previous) changed.push(this.put(tx, previous, change(previous, tx)));
+      }
+      return changed;
+    });
+  }
+
+  private async newRecord(body: unknown): Promise<Record<string, unknown>> {
     const fields = await this.accept(body, true);
     // The client's fields first, so records read back in the order they were written.
     const record = { ...fields };
     for (const [key, value] of Object.entries(this.cls.defaults?.() ?? {})) record[key] ??= value;
-    return this.write(actor, (tx) => this.put(tx, undefined, record));
+    return record;
   }
 
   /** PATCH (replace=false) changes only the given fields; PUT (replace=true) the whole record. */
@@ -113,6 +174,8 @@ export class ObjectStore {
     await this.write(actor, (tx) => {
       const previous = this.resolve(id);
       this.refuseIfFrozen(previous, {});
+      const reason = this.cls.inUse?.(previous, this.store);
+      if (reason) throw badRequest(reason);
       tx.remove(this.collection, previous.uid);
       this.checkInvariant(previous);
     });
@@ -128,6 +191,7 @@ export class ObjectStore {
 
   private put(tx: WriteTx, previous: StoredRecord | undefined, record: Record<string, unknown>): StoredRecord {
     for (const [key, value] of Object.entries(record)) if (value === null) delete record[key];
+    this.cls.derive?.(record, { previous, tx, store: this.store });
     const reason = this.cls.validate?.(record);
     if (reason) throw badRequest(reason);
     const stored = tx.put(this.collection, { ...record, uid: previous?.uid });
@@ -146,7 +210,8 @@ export class ObjectStore {
     if (reason) throw badRequest(reason);
   }
 
-  private async write<R>(actor: string, fn: (tx: WriteTx) => R): Promise<R> {
+  /** One write transaction; an index conflict becomes a 400 naming the key. */
+  async write<R>(actor: string, fn: (tx: WriteTx) => R): Promise<R> {
     try {
       return await this.store.write(actor, fn);
     } catch (err) {
@@ -154,6 +219,12 @@ export class ObjectStore {
       throw err;
     }
   }
+}
+
+/** An error about one item of a bulk request, prefixed with its position. */
+function itemError(err: unknown, index: number): unknown {
+  if (err instanceof StoreConflict) return badRequest(`Item ${index}: ${err.message}`);
+  return err instanceof HttpError ? new HttpError(err.status, `Item ${index}: ${err.message}`, err.headers) : err;
 }
 
 /** Stored fields the client cannot see or set (e.g. a password hash): PUT keeps them. */
@@ -186,26 +257,34 @@ export function objectStore(cls: ObjectClass, ctx: { store: Store }): ObjectStor
   return objects;
 }
 
-/** The standard routes of a class. */
-export function objectRoutes(cls: ObjectClass): Route[] {
+/**
+ * The standard routes of a class, under its own path segments or, for an alias such as
+ * `/hosts` beside `/hostnames`, under the given ones.
+ */
+export function objectRoutes(cls: ObjectClass, paths: { one: string; many: string } = { one: cls.name, many: cls.plural }): Route[] {
   const objects = (ctx: ApiContext) => objectStore(cls, ctx);
-  const one = `/${cls.name}/:id`;
+  const one = `/${paths.one}/:id`;
+  const many = `/${paths.many}`;
   const actor = (req: Request) => req.principal!.name;
   const fields = cls.frozenReason ? { ...cls.fields, frozen: FROZEN_FIELD } : cls.fields;
   return [
     {
-      method: 'GET', path: `/${cls.plural}`, access: cls.readAccess, summary: `List ${cls.plural}, keyed by uid`,
+      method: 'GET', path: many, access: cls.readAccess, summary: `List ${cls.plural}, keyed by uid`,
       handler: (_req, ctx) => {
         const store = objects(ctx);
         return Object.fromEntries(store.collection.list().map((r) => [r.uid, store.view(r)]));
       },
     },
     {
-      method: 'POST', path: `/${cls.plural}`, access: cls.writeAccess, summary: `Create a ${cls.label}; returns its uid`,
-      handler: async (req, ctx) => (await objects(ctx).create(actor(req), req.body)).uid,
+      method: 'POST', path: many, access: cls.writeAccess,
+      summary: cls.bulkCreate ? `Create a ${cls.label} (returns its uid) or a list of them in one transaction (returns their uids)` : `Create a ${cls.label}; returns its uid`,
+      handler: async (req, ctx) => {
+        if (cls.bulkCreate && Array.isArray(req.body)) return (await objects(ctx).createMany(actor(req), req.body)).map((r) => r.uid);
+        return (await objects(ctx).create(actor(req), req.body)).uid;
+      },
     },
     {
-      method: 'GET', path: `/${cls.plural}/meta`, access: 'public', summary: `Fields of ${cls.label} objects`,
+      method: 'GET', path: `${many}/meta`, access: 'public', summary: `Fields of ${cls.label} objects`,
       handler: () => describe(fields),
     },
     {

@@ -1,6 +1,82 @@
-// Cluster-wide endpoints of the foundation (spec 001, Cluster-wide Endpoints).
+// Cluster-wide endpoints (spec 001, Cluster-wide Endpoints). Where the spec leaves an endpoint to
+// the vendor, docs/cluster.md says what keel returns and why.
+import { createHash } from 'node:crypto';
+import { attribGroups, namingPools, networks, nodes, openClusterCollections, resolveRef } from '../../cluster/model.js';
+import { parsePattern } from '../../cluster/naming.js';
+import { clusterSettings, putClusterSettingsInTx, type ClusterSettings } from '../../cluster/settings.js';
+import { adminIndexes, dyngroupIndexes, hostnameIndexes } from '../../store/classes.js';
+import type { Store } from '../../store/store.js';
 import { VERSION } from '../../version.js';
+import type { ApiContext } from '../context.js';
+import { badRequest, notFound } from '../errors.js';
 import type { Route } from '../route.js';
+import { isPlainObject, type Schema } from '../validation.js';
+
+/** Keys of PATCH /cluster; `null` removes a key (back to its default). */
+const CLUSTER_FIELDS: Schema = {
+  default_group: { type: 'string', summary: 'Attribute group (uid or name) every node inherits first' },
+  naming: { type: 'string', summary: 'Pattern of the default naming pool, e.g. n{} (the default) or node{:04d}' },
+  default_network: { type: 'string', summary: 'Network (uid or name) of the default pool and of pools without a network' },
+  accept_new_nodes: { type: 'boolean', summary: 'Whether unknown machines are booted (and added as nodes)' },
+  default_distro: { type: 'string', summary: 'Distribution new boot configurations use' },
+  cluster_name: { type: 'string', summary: 'Name of the cluster' },
+  cluster_id: { type: 'string', summary: 'Identifier of the cluster' },
+  auth_config: { type: 'object', summary: 'Settings of the authentication system' },
+  influx_token: { type: 'string', summary: 'Token of the monitoring database (write-only: GET shows only influx_token_set)' },
+};
+
+const collections = (store: Store) => ({
+  admins: store.collection('admin', adminIndexes),
+  nodes: nodes(store),
+  attribs: attribGroups(store),
+  namingpools: namingPools(store),
+  nets: networks(store),
+  hostnames: store.collection('hostname', hostnameIndexes),
+  dyngroups: store.collection('dyngroup', dyngroupIndexes),
+});
+
+/** This head's uid: stable, derived from its configured name (keel has one head per store). */
+export function headUid(ctx: ApiContext): string {
+  return createHash('sha256').update(`keel-head:${ctx.config.server.name}`).digest('hex').slice(0, 32);
+}
+
+function thisHead(ctx: ApiContext, id: string): { uid: string; name: string } {
+  const uid = headUid(ctx);
+  if (id !== uid && id !== ctx.config.server.name) throw notFound(`No head found for ID=${id}`);
+  return { uid, name: ctx.config.server.name };
+}
+
+function clusterView(ctx: ApiContext): Record<string, unknown> {
+  const { influx_token: influxToken, accountant: _accountant, ...settings } = clusterSettings(ctx.store);
+  const now = ctx.clock();
+  return {
+    naming: 'n{}',
+    accept_new_nodes: false,
+    ...settings,
+    influx_token_set: influxToken !== undefined,
+    time: now / 1000,
+    heads: [{ uid: headUid(ctx), name: ctx.config.server.name, version: VERSION }],
+    auth: { access_token_ttl: ctx.config.auth.access_token_ttl, refresh_token_ttl: ctx.config.auth.refresh_token_ttl },
+  };
+}
+
+async function patchCluster(ctx: ApiContext, actor: string, body: Record<string, unknown>): Promise<void> {
+  if (typeof body.naming === 'string') {
+    const pattern = parsePattern(body.naming);
+    if (typeof pattern === 'string') throw badRequest(`Field 'naming' ${pattern}`);
+  }
+  openClusterCollections(ctx.store);
+  await ctx.store.write(actor, () => {
+    const settings: Record<string, unknown> = { ...clusterSettings(ctx.store) };
+    for (const [key, value] of Object.entries(body)) {
+      if (value === null) delete settings[key];
+      else if (key === 'default_group') settings[key] = resolveRef(attribGroups(ctx.store), 'attribute group', key, value);
+      else if (key === 'default_network') settings[key] = resolveRef(networks(ctx.store), 'network', key, value);
+      else settings[key] = value;
+    }
+    putClusterSettingsInTx(ctx.store, settings as ClusterSettings);
+  });
+}
 
 export const clusterRoutes: Route[] = [
   {
@@ -15,6 +91,96 @@ export const clusterRoutes: Route[] = [
     handler: (_req, ctx) => {
       const stats = ctx.store.stats();
       return { engine: 'lmdb', head: ctx.config.server.name, version: VERSION, last_change: stats.last_seq, objects: stats.classes };
+    },
+  },
+  {
+    method: 'GET', path: '/cluster', access: 'role.authuser', summary: 'Cluster settings, time, heads and auth configuration',
+    handler: (_req, ctx) => clusterView(ctx),
+  },
+  {
+    method: 'PATCH', path: '/cluster', access: 'role.fulladmin', summary: 'Set cluster settings (null removes one)', body: CLUSTER_FIELDS,
+    handler: async (req, ctx) => patchCluster(ctx, req.principal!.name, req.body as Record<string, unknown>),
+  },
+  {
+    method: 'GET', path: '/cluster/summary', access: 'role.authuser', summary: 'Uids of all objects, by class',
+    handler: (_req, ctx) => Object.fromEntries(Object.entries(collections(ctx.store)).map(([plural, c]) => [plural, [...c.records.getKeys()]])),
+  },
+  {
+    method: 'GET', path: '/cluster/hosts', access: 'public', summary: 'Host name → IP address of every node and address record',
+    handler: (_req, ctx) => {
+      const hosts: Record<string, string> = {};
+      const { nodes: nodeRecords, hostnames } = collections(ctx.store);
+      for (const record of hostnames.list()) if (typeof record.ip === 'string') hosts[record.name as string] = record.ip;
+      for (const node of nodeRecords.list()) if (typeof node.ip === 'string') hosts[node.name as string] = node.ip;
+      return hosts;
+    },
+  },
+  {
+    method: 'GET', path: '/cluster/sshkeys', access: 'public', summary: 'SSH public keys authorised on the nodes: every admin\'s keys',
+    handler: (_req, ctx) => {
+      const keys = new Set<string>();
+      for (const admin of collections(ctx.store).admins.list()) for (const key of (admin.keys as string[] | undefined) ?? []) keys.add(key);
+      return { keys: [...keys] };
+    },
+  },
+  {
+    method: 'GET', path: '/cluster/cabundle', access: 'public', summary: 'CA certificates of the cluster (PEM)',
+    // keel's API is plain HTTP behind the operator's TLS terminator; it issues no certificates.
+    handler: () => ({ certificates: [], pem: '' }),
+  },
+  {
+    method: 'GET', path: '/cluster/license', access: 'role.authuser', summary: 'License of this keel installation',
+    handler: (_req, ctx) => ({ product: 'keel', version: VERSION, licensed_nodes: null, nodes: nodes(ctx.store).count(), expires: null }),
+  },
+  {
+    method: 'GET', path: '/cluster/usage', access: 'role.authuser', summary: 'Object counts and nodes by type; the accounting configuration',
+    handler: (_req, ctx) => {
+      const byType: Record<string, number> = {};
+      for (const node of nodes(ctx.store).list()) byType[node.type as string] = (byType[node.type as string] ?? 0) + 1;
+      return {
+        objects: Object.fromEntries(Object.entries(collections(ctx.store)).map(([plural, c]) => [plural, c.count()])),
+        nodes_by_type: byType,
+        accountant: clusterSettings(ctx.store).accountant ?? null,
+      };
+    },
+  },
+  {
+    method: 'GET', path: '/cluster/accountant', access: 'role.authuser', summary: 'The cluster accounting configuration',
+    handler: (_req, ctx) => clusterSettings(ctx.store).accountant ?? {},
+  },
+  {
+    method: 'PUT', path: '/cluster/accountant', access: 'role.fulladmin', summary: 'Replace the cluster accounting configuration (a JSON object; {} = none)',
+    handler: async (req, ctx) => {
+      if (!isPlainObject(req.body)) throw badRequest('Request body must be a JSON object (the accounting configuration)');
+      const accountant = req.body;
+      await ctx.store.write(req.principal!.name, () => putClusterSettingsInTx(ctx.store, { ...clusterSettings(ctx.store), accountant }));
+    },
+  },
+  {
+    method: 'GET', path: '/cluster/head/:uid', access: 'role.authuser', summary: 'A head: uid, name, version, uptime, listening address, database',
+    handler: (req, ctx) => ({
+      ...thisHead(ctx, req.params.uid!),
+      version: VERSION,
+      node_version: process.version,
+      time: ctx.clock() / 1000,
+      uptime: process.uptime(),
+      bind: ctx.config.server.bind,
+      http_port: ctx.config.http.port,
+      database: { engine: 'lmdb', last_change: ctx.store.lastSeq },
+    }),
+  },
+  {
+    method: 'GET', path: '/cluster/head/:uid/log', access: 'role.authuser', summary: 'Where the head\'s log is',
+    // keel logs JSON lines to stdout; systemd keeps them (systemd/keel.service), the API does not.
+    handler: (req, ctx) => ({ ...thisHead(ctx, req.params.uid!), log: { destination: 'stdout', read_with: 'journalctl -u keel -o cat', level: ctx.config.log.level } }),
+  },
+  {
+    method: 'GET', path: '/whereami', access: 'role.authuser', summary: 'The node this request comes from (by source address)',
+    handler: (req, ctx) => {
+      const uid = nodes(ctx.store).lookup('ip', req.remoteAddress);
+      const node = uid === undefined ? undefined : nodes(ctx.store).get(uid);
+      if (!node) throw notFound(`No node has IP=${req.remoteAddress}, the address this request came from`);
+      return { uid: node.uid, name: node.name, ip: node.ip, mac: node.mac, address: req.remoteAddress };
     },
   },
 ];

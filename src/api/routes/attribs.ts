@@ -1,0 +1,73 @@
+// Attribute-group objects (spec 001, Attribute-Group Objects): named sets of attributes nodes
+// inherit in the order of their groups. A change to a group changes every member's merged
+// attributes at once, because merged attributes are computed when read, never copied.
+import { normaliseAttributes, openClusterCollections, referrers } from '../../cluster/model.js';
+import { attribIndexes } from '../../store/classes.js';
+import { badRequest } from '../errors.js';
+import { objectRoutes, objectStore, type ObjectClass } from '../objects.js';
+import type { Route } from '../route.js';
+
+export const attribClass: ObjectClass = {
+  name: 'attrib',
+  plural: 'attribs',
+  label: 'attribute group',
+  indexes: attribIndexes,
+  readAccess: 'role.authuser',
+  writeAccess: 'role.fulladmin',
+  opens: openClusterCollections,
+  fields: {
+    name: { type: 'string', required: true, summary: 'Name of the group' },
+    description: { type: 'string', summary: 'Free text' },
+    attributes: { type: 'object', summary: 'Key-value pairs (one level; values stored as strings) the member nodes inherit' },
+  },
+  defaults: () => ({ attributes: {} }),
+  derive(record) {
+    record.attributes = normaliseAttributes(record.attributes ?? {}, 'attributes');
+  },
+  inUse: (record, store) => referrers(store, record.uid, `attribute group ${String(record.name)}`),
+};
+
+/** Attribute keys from a DELETE body: one key or a list of keys. */
+export function attributeKeys(body: unknown): string[] {
+  const keys = typeof body === 'string' ? [body] : body;
+  if (!Array.isArray(keys) || keys.length === 0 || !keys.every((key) => typeof key === 'string'))
+    throw badRequest('Request body must be an attribute name or a non-empty list of them');
+  return keys;
+}
+
+/**
+ * GET/PUT/PATCH/DELETE `<path>` on the `attributes` field of a class's records (attribute groups
+ * and, for their own attributes, nodes): PUT replaces, PATCH merges, DELETE removes keys.
+ */
+export function attributeRoutes(cls: ObjectClass, getSummary: string, get: Route['handler']): Route[] {
+  const path = `/${cls.name}/:id/attributes`;
+  const change = (fn: (current: Record<string, string>, body: unknown) => Record<string, string>): Route['handler'] => async (req, ctx) => {
+    await objectStore(cls, ctx).modify(req.principal!.name, req.params.id!, (record) => ({
+      ...record, attributes: fn({ ...(record.attributes as Record<string, string> | undefined) }, req.body),
+    }));
+  };
+  return [
+    { method: 'GET', path, access: cls.readAccess, summary: getSummary, handler: get },
+    {
+      method: 'PUT', path, access: cls.writeAccess, summary: `Replace the ${cls.label}'s own attributes`,
+      handler: change((_current, body) => normaliseAttributes(body, 'attributes')),
+    },
+    {
+      method: 'PATCH', path, access: cls.writeAccess, summary: `Set the given attributes of the ${cls.label}, keeping the others`,
+      handler: change((current, body) => ({ ...current, ...normaliseAttributes(body, 'attributes') })),
+    },
+    {
+      method: 'DELETE', path, access: cls.writeAccess, summary: `Remove attribute(s) of the ${cls.label}: one key or a list`,
+      handler: change((current, body) => {
+        for (const key of attributeKeys(body)) delete current[key];
+        return current;
+      }),
+    },
+  ];
+}
+
+export const attribRoutes: Route[] = [
+  ...objectRoutes(attribClass),
+  ...attributeRoutes(attribClass, 'The attribute group\'s key-value pairs', (req, ctx) =>
+    objectStore(attribClass, ctx).resolve(req.params.id!).attributes ?? {}),
+];

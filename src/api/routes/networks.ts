@@ -1,0 +1,92 @@
+// Network objects (spec 001, Network Objects): IPv4 subnets nodes get their addresses from.
+import { formatIPv4, inSubnet, parseIPv4, subnetBase, subnetSize } from '../../cluster/address.js';
+import { openClusterCollections, referrers } from '../../cluster/model.js';
+import { networkIndexes } from '../../store/classes.js';
+import type { StoredRecord } from '../../store/store.js';
+import { objectRoutes, objectStore, type ObjectClass } from '../objects.js';
+import type { Request, Route } from '../route.js';
+import type { ApiContext } from '../context.js';
+
+const DOMAIN = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const IFACE = /^[^/:\s]{1,15}$/;
+
+/** Reason a network record is not a usable subnet, naming the field; undefined when it is. */
+export function networkProblem(record: Record<string, unknown>): string | undefined {
+  const first = parseIPv4(record.first_ip as string);
+  if (first === undefined) return `Field 'first_ip' must be an IPv4 address`;
+  const maskBits = record.mask_bits as number;
+  if (maskBits < 1 || maskBits > 32) return `Field 'mask_bits' must be between 1 and 32`;
+  const base = subnetBase(first, maskBits);
+  const size = subnetSize(maskBits);
+  // Network and broadcast addresses are not for hosts, except in /31 and /32 (RFC 3021).
+  const lowest = maskBits <= 30 ? base + 1 : base;
+  const highest = maskBits <= 30 ? base + size - 2 : base + size - 1;
+  const subnet = `${formatIPv4(base)}/${maskBits}`;
+  if (first < lowest || first > highest) return `Field 'first_ip' ${formatIPv4(first)} is not a host address of its subnet ${subnet}`;
+  const count = record.ip_count as number;
+  if (count < 1) return `Field 'ip_count' must be at least 1`;
+  if (first + count - 1 > highest)
+    return `Field 'ip_count' ${count} does not fit mask_bits ${maskBits}: from ${formatIPv4(first)} at most ${highest - first + 1} addresses fit in ${subnet}`;
+  for (const field of ['router_ip', 'gateway_ip']) {
+    if (record[field] === undefined) continue;
+    const address = parseIPv4(record[field] as string);
+    if (address === undefined) return `Field '${field}' must be an IPv4 address`;
+    if (!inSubnet(address, base, maskBits)) return `Field '${field}' ${formatIPv4(address)} is outside the subnet ${subnet}`;
+  }
+  if ((record.first_index as number | undefined ?? 0) < 0) return `Field 'first_index' must be 0 or more`;
+  if (record.domain !== undefined && !DOMAIN.test(record.domain as string)) return `Field 'domain' must be a DNS domain name, e.g. cluster.local`;
+  if (record.node_iface !== undefined && !IFACE.test(record.node_iface as string)) return `Field 'node_iface' must be an interface name (1-15 characters, no '/', ':' or whitespace)`;
+  return undefined;
+}
+
+export const networkClass: ObjectClass = {
+  name: 'net',
+  plural: 'nets',
+  label: 'network',
+  indexes: networkIndexes,
+  readAccess: 'role.authuser',
+  writeAccess: 'role.fulladmin',
+  opens: openClusterCollections,
+  fields: {
+    first_ip: { type: 'string', required: true, summary: 'First IPv4 address nodes may be given on this network' },
+    ip_count: { type: 'integer', required: true, summary: 'Number of addresses, from first_ip, that may be given to nodes' },
+    mask_bits: { type: 'integer', required: true, summary: 'Network mask length (1-32)' },
+    name: { type: 'string', summary: 'Optional name of the network' },
+    description: { type: 'string', summary: 'Free text' },
+    first_index: { type: 'integer', summary: 'Index of the first node on this network (informational; default 0)' },
+    router_ip: { type: 'string', summary: 'IPv4 address of the router; must be inside the subnet' },
+    gateway_ip: { type: 'string', summary: 'IPv4 address of the gateway; must be inside the subnet' },
+    domain: { type: 'string', summary: 'DNS domain of the nodes on this network (default cluster.local)' },
+    node_iface: { type: 'string', summary: 'Network interface the nodes boot from' },
+  },
+  validate: networkProblem,
+  inUse: (record, store) => referrers(store, record.uid, `network ${String(record.name ?? record.uid)}`),
+};
+
+/** Networks whose fields match, keyed by uid like GET /nets. */
+function networksWhere(ctx: ApiContext, test: (net: StoredRecord) => boolean): Record<string, unknown> {
+  const store = objectStore(networkClass, ctx);
+  return Object.fromEntries(store.collection.list().filter(test).map((net) => [net.uid, store.view(net)]));
+}
+
+const contains = (value: unknown, part: string) => typeof value === 'string' && value.toLowerCase().includes(part.toLowerCase());
+
+/** A full address: networks whose subnet contains it; partial text: networks whose addresses contain it. */
+function matchesIp(net: StoredRecord, text: string): boolean {
+  const address = parseIPv4(text);
+  if (address !== undefined) return inSubnet(address, parseIPv4(net.first_ip as string)!, net.mask_bits as number);
+  return ['first_ip', 'router_ip', 'gateway_ip'].some((field) => contains(net[field], text));
+}
+
+const search = (path: string, summary: string, test: (net: StoredRecord, part: string) => boolean): Route => ({
+  method: 'GET', path, access: 'role.authuser', summary,
+  handler: (req: Request, ctx) => networksWhere(ctx, (net) => test(net, req.params.part!)),
+});
+
+export const networkRoutes: Route[] = [
+  ...objectRoutes(networkClass),
+  search('/nets/byname/:part', 'Networks whose name contains PART', (net, part) => contains(net.name, part)),
+  search('/nets/byip/:part', 'Networks containing the address, or whose addresses contain the partial text', matchesIp),
+  search('/nets/bykey/:part', 'Networks whose uid contains PART', (net, part) => contains(net.uid, part)),
+  search('/nets/byiface/:part', 'Deprecated: networks whose node_iface contains PART', (net, part) => contains(net.node_iface, part)),
+];
