@@ -1,14 +1,20 @@
 // One side of a bench/udp run, as its own process (run.ts pins all of them to one CPU).
 // Prints {"ready":true,"port":N} once listening (receivers), then one JSON result line:
 // packets handled, wall time from first to last packet, and this process's CPU time.
-// Usage: role.ts <sink|echo-server|blaster|echo-client> <node|native> <size> <count> [port]
+// Usage: role.ts <sink|echo-server|blaster|echo-client> <node|native> <size> <count> <port|0> [no-gso] [gro] [coalesce]
+//   no-gso:   a native sender sends one message per datagram (as many independent clients would)
+//   gro:      a native receiver asks for UDP GRO
+//   coalesce: a native receiver uses receiveCoalescingMs: 1
 import dgram from 'node:dgram';
 import { createSocket, type OutgoingDatagram } from 'dgram-native';
 
-const [role, impl, sizeArg, countArg, portArg] = process.argv.slice(2);
+const [role, impl, sizeArg, countArg, portArg, ...flags] = process.argv.slice(2);
 const size = Number(sizeArg);
 const count = Number(countArg);
 const targetPort = Number(portArg ?? 0);
+const gso = !flags.includes('no-gso');
+const gro = flags.includes('gro');
+const receiveCoalescingMs = flags.includes('coalesce') ? 1 : 0;
 const BATCH = 64;
 const BUFFER = 4 << 20;
 const payload = Buffer.alloc(size, 0x61);
@@ -72,7 +78,7 @@ async function blaster(): Promise<void> {
   const cpuStart = cpuMs();
   const systemStart = systemCpuMs();
   if (impl === 'native') {
-    const socket = createSocket({ bindAddress: '127.0.0.1', sendBufferSize: BUFFER });
+    const socket = createSocket({ bindAddress: '127.0.0.1', sendBufferSize: BUFFER, gso });
     const batch: OutgoingDatagram[] = Array.from({ length: BATCH }, () => ({ data: payload, port: targetPort, address: '127.0.0.1' }));
     for (let sent = 0; sent < count; sent += BATCH) {
       const result = socket.sendBatch(count - sent >= BATCH ? batch : batch.slice(0, count - sent));
@@ -95,10 +101,14 @@ async function blaster(): Promise<void> {
 function sink(echo: boolean): void {
   const record = meter();
   if (impl === 'native') {
-    const socket = createSocket({ bindAddress: '127.0.0.1', recvBufferSize: BUFFER, sendBufferSize: BUFFER, batchSize: BATCH });
-    socket.on('batch', (datagrams) => {
-      if (echo) socket.sendBatch(datagrams.map((d) => ({ data: d.data, port: d.port, address: d.address })));
-      record(datagrams.length);
+    const socket = createSocket({ bindAddress: '127.0.0.1', recvBufferSize: BUFFER, sendBufferSize: BUFFER, batchSize: gro ? 8 : BATCH, gro, receiveCoalescingMs });
+    socket.on('packed', (batch) => {
+      if (echo) {
+        const replies: OutgoingDatagram[] = new Array(batch.count);
+        for (let i = 0; i < batch.count; i++) replies[i] = { data: batch.data(i), port: batch.port(i), address: batch.address(i) };
+        socket.sendBatch(replies);
+      }
+      record(batch.count);
     });
     ready(socket.address().port);
   } else {

@@ -13,7 +13,8 @@ async function cycle(count: number): Promise<void> {
   for (let done = 0; done < count; done += inFlight) {
     const closing: Promise<void>[] = [];
     for (let i = 0; i < inFlight && done + i < count; i++) {
-      const socket: UdpSocket = createSocket({ bindAddress: '127.0.0.1', pktinfo: true, recvBufferSize: 1 << 16 });
+      // Every other socket also has the receive-coalescing timer, a second libuv handle to close.
+      const socket: UdpSocket = createSocket({ bindAddress: '127.0.0.1', pktinfo: true, recvBufferSize: 1 << 16, receiveCoalescingMs: i % 2 });
       socket.on('message', () => undefined);
       closing.push(socket.close());
     }

@@ -20,7 +20,11 @@ export interface NativeOpenOptions {
   recvBufferSize: number;
   sendBufferSize: number;
   batchSize: number;
-  maxDatagramSize: number;
+  /** Receive buffer per message (maxDatagramSize, or 65535 with GRO). */
+  slotSize: number;
+  gso: boolean;
+  gro: boolean;
+  receiveCoalescingMs: number;
 }
 
 /** Opaque handle of an open native socket. */
@@ -33,12 +37,14 @@ export interface NativeBinding {
   /** Number of Uint32 metadata slots per received datagram. */
   META_SLOTS: number;
   open(options: NativeOpenOptions, slab: Buffer, meta: Uint32Array, callback: NativeCallback): { handle: NativeHandle } | NativeOpenFailure;
-  /** [address, port, recvBufferSize, sendBufferSize], or -errno. */
-  info(handle: NativeHandle): [number, number, number, number] | number;
+  /** [address, port, recvBufferSize, sendBufferSize, gro (0/1)], or -errno. */
+  info(handle: NativeHandle): [number, number, number, number, number] | number;
   /** Bytes sent, or -errno. */
   send(handle: NativeHandle, data: Uint8Array, address: number, port: number, sourceAddress: number, ifindex: number): number;
   /** Datagrams sent from `start` (> 0), or -errno of the datagram at `start`. */
   sendBatch(handle: NativeHandle, buffers: readonly Uint8Array[], meta: Uint32Array, start: number, count: number): number;
+  /** [gso (0/1), GSO messages sent]. */
+  sendStats(handle: NativeHandle): [number, number];
   watchWritable(handle: NativeHandle, on: boolean): void;
   setRef(handle: NativeHandle, on: boolean): void;
   close(handle: NativeHandle, callback: () => void): void;

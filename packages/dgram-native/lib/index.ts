@@ -1,23 +1,18 @@
 // Typed wrapper over the dgram-native addon: IPv4 UDP sockets with interface binding
 // (SO_BINDTODEVICE), per-datagram arrival interface and destination (IP_PKTINFO), per-datagram
-// source address / outgoing interface on send, SO_REUSEPORT, and recvmmsg/sendmmsg batching.
-// Linux only. See docs/dgram-native.md.
+// source address / outgoing interface on send, SO_REUSEPORT, recvmmsg/sendmmsg batching, UDP GSO
+// on send and (opt-in) UDP GRO on receive. Linux only. See docs/dgram-native.md.
 import { EventEmitter } from 'node:events';
 import { getSystemErrorMap } from 'node:util';
+import { formatIPv4, parseIPv4 } from './addresses.js';
 import { binding, type NativeHandle } from './binding.js';
+import { BatchIndex, META_SLOTS, type Datagram, type PackedBatch } from './received.js';
 
-const { META_SLOTS } = binding;
-// Metadata slots per received datagram; mirrors the enum in src/dgram_native.c.
-const M_LEN = 0;
-const M_FLAGS = 1;
-const M_SRC_ADDR = 2;
-const M_SRC_PORT = 3;
-const M_DST_ADDR = 4;
-const M_LOCAL_ADDR = 5;
-const M_IFINDEX = 6;
-const M_DROPS = 7;
-const FLAG_TRUNCATED = 1;
-const FLAG_PKTINFO = 2;
+export { formatIPv4, interfaceIndex, interfaceName, parseIPv4 } from './addresses.js';
+export type { Datagram, PackedBatch } from './received.js';
+
+/** Receive slot per message with GRO: a coalesced message holds up to 64 KiB of datagrams. */
+const GRO_SLOT_SIZE = 65535;
 const SEND_SLOTS = 4;
 const EV_BATCH = 0;
 const EV_WRITABLE = 1;
@@ -42,29 +37,37 @@ export interface SocketOptions {
   recvBufferSize?: number;
   /** Requested SO_SNDBUF in bytes (SO_SNDBUFFORCE when permitted); see sendBufferSize for the grant. */
   sendBufferSize?: number;
-  /** Datagrams per recvmmsg call (1..1024); default 32. Receive memory is batchSize x maxDatagramSize. */
+  /**
+   * Messages per recvmmsg call (1..1024); default 32, 8 with `gro`. Receive memory is
+   * batchSize x maxDatagramSize, or batchSize x 64 KiB with `gro`.
+   */
   batchSize?: number;
   /** Largest datagram received whole (1..65535); longer ones arrive cut, flagged truncated. Default 2048. */
   maxDatagramSize?: number;
   /** Datagrams held in user space while the kernel says EAGAIN; beyond that send fails with EAGAIN. Default 4096. */
   maxQueuedDatagrams?: number;
-}
-
-export interface Datagram {
-  /** Payload; a copy owned by the receiver. */
-  data: Buffer;
-  /** Source address and port. */
-  address: string;
-  port: number;
-  /** Destination address of the IP header (e.g. 255.255.255.255 for a limited broadcast); needs pktinfo. */
-  destinationAddress: string | undefined;
-  /** Local address of the arrival interface the kernel would use to reply (ipi_spec_dst); needs pktinfo. */
-  localAddress: string | undefined;
-  /** Arrival interface; needs pktinfo. */
-  ifindex: number | undefined;
-  ifname: string | undefined;
-  /** The datagram was longer than maxDatagramSize and was cut. */
-  truncated: boolean;
+  /**
+   * UDP GSO in sendBatch: a run of equal-size datagrams to one destination (the last may be
+   * shorter) goes down the stack once and is cut into datagrams by the kernel (or the NIC). If
+   * the kernel refuses it (no GSO on the route, datagram over the MTU, ...) the socket falls back
+   * to one message per datagram for good. Default true; receivers see ordinary datagrams.
+   */
+  gso?: boolean;
+  /**
+   * UDP GRO on receive: the kernel may hand over several datagrams of one flow as one buffer,
+   * which is split again here, so listeners still see single datagrams. Costs 64 KiB of receive
+   * memory per batch slot. Default false; see `gro` on the socket for whether the kernel granted it.
+   */
+  gro?: boolean;
+  /**
+   * Receive coalescing, like a NIC's interrupt moderation: after a read that emptied the receive
+   * queue, wait this many milliseconds before reading again, so that a flood is read in full
+   * batches instead of one wakeup per datagram. The first datagram after a quiet period is
+   * still read at once; later ones wait up to the window (+1 ms timer granularity), and the
+   * receive buffer must hold what arrives meanwhile. For bulk receivers only: a lock-step
+   * protocol would wait the window on every exchange. Default 0 (read as soon as readable).
+   */
+  receiveCoalescingMs?: number;
 }
 
 export interface SendOptions {
@@ -90,12 +93,17 @@ export interface SendBatchResult {
 }
 
 export interface SocketStats {
+  /** Datagrams received (after splitting GRO messages). */
   received: number;
   truncated: number;
   /** Datagrams the kernel dropped because the receive buffer was full (SO_RXQ_OVFL counter). */
   kernelDrops: number;
   /** Datagrams waiting in the send queue. */
   queued: number;
+  /** sendBatch currently uses GSO (false if disabled by option, unsupported, or after a refusal). */
+  gso: boolean;
+  /** GSO messages the kernel accepted (each carried several datagrams). */
+  gsoSends: number;
 }
 
 const systemErrors = getSystemErrorMap();
@@ -119,78 +127,6 @@ export class DgramNativeError extends Error {
 
 function socketClosedError(syscall: string): DgramNativeError {
   return new DgramNativeError(syscall, EBADF, 'socket is closed', 'ERR_SOCKET_CLOSED');
-}
-
-/** Parses a dotted-quad IPv4 address to a host-order uint32; throws TypeError otherwise. */
-export function parseIPv4(address: string): number {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  let valid = address.length <= 15;
-  for (let i = 0; valid && i < address.length; i++) {
-    const c = address.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      // no leading zeros: inet_aton would read them as octal
-      valid = !(digits === 1 && octet === 0);
-      octet = octet * 10 + (c - 48);
-      digits++;
-    } else if (c === 46 && digits > 0 && dots < 3) {
-      value = value * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-    } else {
-      valid = false;
-    }
-    valid &&= octet <= 255;
-  }
-  if (!valid || dots !== 3 || digits === 0) {
-    throw Object.assign(new TypeError(`not an IPv4 address: ${JSON.stringify(address)}`), { code: 'ERR_INVALID_IP_ADDRESS' });
-  }
-  return (value * 256 + octet) >>> 0;
-}
-
-export function formatIPv4(value: number): string {
-  return `${value >>> 24}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
-}
-
-/** formatIPv4 remembering the last few values (addresses repeat within a receive batch). */
-function memoizedFormatIPv4(): (value: number) => string {
-  const values = [-1, -1, -1];
-  const strings = ['', '', ''];
-  let next = 0;
-  return (value) => {
-    for (let i = 0; i < 3; i++) if (values[i] === value) return strings[i]!;
-    const text = formatIPv4(value);
-    values[next] = value;
-    strings[next] = text;
-    next = (next + 1) % 3;
-    return text;
-  };
-}
-
-// Interface names are looked up per index once per interval, not per datagram (an ioctl each).
-const IFNAME_CACHE_MS = 10_000;
-const ifnameCache = new Map<number, string | undefined>();
-let ifnameCacheSince = 0;
-
-/** Name of the interface with this index (undefined if none). */
-export function interfaceName(ifindex: number): string | undefined {
-  const now = Date.now();
-  if (now - ifnameCacheSince > IFNAME_CACHE_MS) {
-    ifnameCache.clear();
-    ifnameCacheSince = now;
-  }
-  if (ifnameCache.has(ifindex)) return ifnameCache.get(ifindex);
-  const name = binding.interfaceName(ifindex) ?? undefined;
-  ifnameCache.set(ifindex, name);
-  return name;
-}
-
-/** Index of the named interface (undefined if none). */
-export function interfaceIndex(name: string): number | undefined {
-  return binding.interfaceIndex(name) || undefined;
 }
 
 interface QueuedDatagram {
@@ -225,6 +161,11 @@ export interface UdpSocketEvents {
   message: [Datagram];
   /** All datagrams of one recvmmsg call, before their 'message' events. */
   batch: [Datagram[]];
+  /**
+   * The same datagrams as 'batch', before it, without an object and a Buffer per datagram
+   * (payloads in one Buffer, fields read by index): the cheap way to receive floods.
+   */
+  packed: [PackedBatch];
   /** The send queue emptied after backpressure. */
   drain: [];
   /** An asynchronous failure: receive error, or a queued datagram the kernel rejected. */
@@ -237,6 +178,8 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
   readonly recvBufferSize: number;
   /** Granted SO_SNDBUF as reported by the kernel. */
   readonly sendBufferSize: number;
+  /** UDP GRO is on: asked for with `gro` and supported by the kernel. */
+  readonly gro: boolean;
 
   #handle: NativeHandle | undefined;
   readonly #slab: Buffer;
@@ -249,14 +192,18 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
   #received = 0;
   #truncated = 0;
   #kernelDrops = 0;
+  #gsoSendsAtClose = 0;
+  readonly #index = new BatchIndex();
 
   /** Opens, configures and binds the socket; throws DgramNativeError (e.g. ENODEV, EADDRINUSE). */
   constructor(options: SocketOptions = {}) {
     super();
-    const batchSize = checkRange('batchSize', options.batchSize ?? 32, 1, 1024);
+    const gro = options.gro ?? false;
+    const batchSize = checkRange('batchSize', options.batchSize ?? (gro ? 8 : 32), 1, 1024);
     this.#maxDatagramSize = checkRange('maxDatagramSize', options.maxDatagramSize ?? 2048, 1, 65535);
     this.#maxQueued = checkRange('maxQueuedDatagrams', options.maxQueuedDatagrams ?? 4096, 0, 2 ** 31);
-    this.#slab = Buffer.allocUnsafeSlow(batchSize * this.#maxDatagramSize);
+    const slotSize = gro ? GRO_SLOT_SIZE : this.#maxDatagramSize;
+    this.#slab = Buffer.allocUnsafeSlow(batchSize * slotSize);
     this.#meta = new Uint32Array(batchSize * META_SLOTS);
     const result = binding.open(
       {
@@ -270,7 +217,10 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
         recvBufferSize: checkRange('recvBufferSize', options.recvBufferSize ?? 0, 0, 2 ** 31 - 1),
         sendBufferSize: checkRange('sendBufferSize', options.sendBufferSize ?? 0, 0, 2 ** 31 - 1),
         batchSize,
-        maxDatagramSize: this.#maxDatagramSize,
+        slotSize,
+        gso: options.gso ?? true,
+        gro,
+        receiveCoalescingMs: checkRange('receiveCoalescingMs', options.receiveCoalescingMs ?? 0, 0, 1000),
       },
       this.#slab,
       this.#meta,
@@ -291,6 +241,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
     this.#local = { address: formatIPv4(info[0]), port: info[1] };
     this.recvBufferSize = info[2];
     this.sendBufferSize = info[3];
+    this.gro = info[4] === 1;
   }
 
   /** Bound local address and port. */
@@ -299,7 +250,8 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
   }
 
   stats(): SocketStats {
-    return { received: this.#received, truncated: this.#truncated, kernelDrops: this.#kernelDrops, queued: this.#queue.length };
+    const [gso, gsoSends] = this.#handle ? binding.sendStats(this.#handle) : [0, this.#gsoSendsAtClose];
+    return { received: this.#received, truncated: this.#truncated, kernelDrops: this.#kernelDrops, queued: this.#queue.length, gso: gso === 1, gsoSends };
   }
 
   /**
@@ -332,10 +284,17 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
     const handle = this.#openHandle('sendmmsg');
     const count = datagrams.length;
     if (sendMeta.length < count * SEND_SLOTS) sendMeta = new Uint32Array(count * SEND_SLOTS * 2);
+    // A batch usually goes to one destination: parse each distinct address string once.
+    let lastAddress: string | undefined;
+    let lastAddressValue = 0;
     for (let i = 0; i < count; i++) {
       const d = datagrams[i]!;
       const o = i * SEND_SLOTS;
-      sendMeta[o] = parseIPv4(d.address);
+      if (d.address !== lastAddress) {
+        lastAddressValue = parseIPv4(d.address);
+        lastAddress = d.address;
+      }
+      sendMeta[o] = lastAddressValue;
       sendMeta[o + 1] = checkPort(d.port);
       sendMeta[o + 2] = d.sourceAddress === undefined ? 0 : parseIPv4(d.sourceAddress);
       sendMeta[o + 3] = d.ifindex ?? 0;
@@ -362,7 +321,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
       const o = i * SEND_SLOTS;
       const datagram = { data: sendBuffers[i]!, address: sendMeta[o]!, port: sendMeta[o + 1]!, sourceAddress: sendMeta[o + 2]!, ifindex: sendMeta[o + 3]! };
       if (this.#queue.length >= this.#maxQueued) {
-        result.failed.push({ index: i, error: new DgramNativeError('sendmmsg', EAGAIN, 'send queue full') });
+        result.failed.push({ index: i, error: new DgramNativeError('sendmmsg', EAGAIN, `send queue full (maxQueuedDatagrams ${this.#maxQueued})`) });
       } else {
         this.#queue.push(datagram);
         result.queued++;
@@ -392,6 +351,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
   close(): Promise<void> {
     if (this.#closed) return this.#closed;
     const handle = this.#handle;
+    if (handle) this.#gsoSendsAtClose = binding.sendStats(handle)[1];
     this.#handle = undefined;
     this.#queue = [];
     this.#closed = new Promise((resolve) => {
@@ -409,7 +369,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
   }
 
   #enqueue(datagram: QueuedDatagram, syscall: string): boolean {
-    if (this.#queue.length >= this.#maxQueued) throw new DgramNativeError(syscall, EAGAIN, 'send queue full');
+    if (this.#queue.length >= this.#maxQueued) throw new DgramNativeError(syscall, EAGAIN, `send queue full (maxQueuedDatagrams ${this.#maxQueued})`);
     this.#queue.push(datagram);
     if (this.#queue.length === 1) binding.watchWritable(this.#handle!, true);
     return false;
@@ -421,44 +381,21 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
     else this.emit('error', new DgramNativeError('recvmmsg', -value));
   }
 
-  #deliver(count: number): void {
-    const meta = this.#meta;
-    const datagrams: Datagram[] = new Array(count);
-    // A batch usually comes from few peers through one interface: format each distinct value once.
-    const format = memoizedFormatIPv4();
-    let lastIfindex = -1;
-    let lastIfname: string | undefined;
-    for (let i = 0; i < count; i++) {
-      const o = i * META_SLOTS;
-      const length = meta[o + M_LEN]!;
-      const flags = meta[o + M_FLAGS]!;
-      const data = Buffer.allocUnsafe(length);
-      const start = i * this.#maxDatagramSize;
-      this.#slab.copy(data, 0, start, start + length);
-      const hasPktinfo = (flags & FLAG_PKTINFO) !== 0;
-      const ifindex = hasPktinfo ? meta[o + M_IFINDEX]! : undefined;
-      if (ifindex !== undefined && ifindex !== lastIfindex) {
-        lastIfindex = ifindex;
-        lastIfname = interfaceName(ifindex);
-      }
-      datagrams[i] = {
-        data,
-        address: format(meta[o + M_SRC_ADDR]!),
-        port: meta[o + M_SRC_PORT]!,
-        destinationAddress: hasPktinfo ? format(meta[o + M_DST_ADDR]!) : undefined,
-        localAddress: hasPktinfo ? format(meta[o + M_LOCAL_ADDR]!) : undefined,
-        ifindex,
-        ifname: ifindex === undefined ? undefined : lastIfname,
-        truncated: (flags & FLAG_TRUNCATED) !== 0,
-      };
-      if (flags & FLAG_TRUNCATED) this.#truncated++;
-      const drops = meta[o + M_DROPS]!;
-      if (drops > this.#kernelDrops) this.#kernelDrops = drops;
-    }
-    this.#received += count;
-    if (this.listenerCount('batch') > 0) this.emit('batch', datagrams);
-    if (this.listenerCount('message') === 0) return;
-    for (let i = 0; i < count && this.#handle !== undefined; i++) this.emit('message', datagrams[i]!);
+  #deliver(messages: number): void {
+    const index = this.#index;
+    index.fill(this.#meta, messages, this.#maxDatagramSize);
+    this.#received += index.count;
+    this.#truncated += index.truncated;
+    if (index.kernelDrops > this.#kernelDrops) this.#kernelDrops = index.kernelDrops;
+    // Payloads are copied out only in the form some listener takes.
+    if (this.listenerCount('packed') > 0) this.emit('packed', index.packed(this.#slab, this.#meta, messages));
+    const wantsBatch = this.listenerCount('batch') > 0;
+    const wantsMessages = this.listenerCount('message') > 0;
+    if (this.#handle === undefined || (!wantsBatch && !wantsMessages)) return;
+    const datagrams = index.datagrams(this.#slab, this.#meta);
+    if (wantsBatch) this.emit('batch', datagrams);
+    if (!wantsMessages) return;
+    for (let i = 0; i < datagrams.length && this.#handle !== undefined; i++) this.emit('message', datagrams[i]!);
   }
 
   #flushQueue(): void {

@@ -1,5 +1,6 @@
 // dgram-native: IPv4 UDP sockets with the options node:dgram lacks (SO_BINDTODEVICE, IP_PKTINFO,
-// SO_REUSEPORT) and batched I/O (recvmmsg/sendmmsg), driven by a uv_poll on libuv's loop.
+// SO_REUSEPORT) and batched I/O (recvmmsg/sendmmsg, UDP GSO on send, UDP GRO on receive), driven
+// by a uv_poll on libuv's loop.
 //
 // Division of labour with lib/index.ts: this file does syscalls only and never throws for a
 // failed syscall; it returns -errno (or { errno, syscall } from open) and the wrapper turns that
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,9 +25,22 @@
 #ifndef SO_RXQ_OVFL
 #define SO_RXQ_OVFL 40
 #endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
-// Per-datagram metadata slots; lib/index.ts mirrors this layout (META_* constants).
-enum { M_LEN, M_FLAGS, M_SRC_ADDR, M_SRC_PORT, M_DST_ADDR, M_LOCAL_ADDR, M_IFINDEX, M_DROPS, META_SLOTS };
+// Metadata slots per received message; lib/received.ts mirrors this layout (M_* constants).
+// One entry per received message. With UDP GRO one message holds several datagrams from the same
+// source, back to back, each M_SEGMENT bytes long except the last (M_SEGMENT 0: one datagram).
+// After a batch the payloads of all messages are moved together at the start of the slab, so the
+// wrapper copies them out with one copy.
+enum { M_LEN, M_FLAGS, M_SRC_ADDR, M_SRC_PORT, M_DST_ADDR, M_LOCAL_ADDR, M_IFINDEX, M_DROPS, M_SEGMENT, META_SLOTS };
 enum { FLAG_TRUNCATED = 1, FLAG_PKTINFO = 2 };
 // Per-datagram slots of the sendBatch metadata array.
 enum { S_ADDR, S_PORT, S_SRC_ADDR, S_IFINDEX, SEND_SLOTS };
@@ -35,16 +50,28 @@ enum { EV_BATCH = 0, EV_WRITABLE = 1, EV_ERROR = 2 };
 // Readiness is level-triggered: after this many full batches we return to the loop so that one
 // flooded socket cannot starve timers and other sockets.
 #define MAX_BATCHES_PER_WAKEUP 8
+// sendmmsg: messages per call, and datagrams per call (a GSO message carries several).
 #define SEND_CHUNK 64
-#define CONTROL_SPACE (CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(uint32_t)))
+#define SEND_MAX_DATAGRAMS 1024
+// UDP GSO limits: the kernel accepts up to UDP_MAX_SEGMENTS segments (64; 128 on recent kernels) and
+// at most 65507 payload bytes in one IPv4 UDP send (IP total length 65535 - 20 - 8).
+#define GSO_MAX_SEGMENTS 64
+#define GSO_MAX_BYTES 65507
+#define CONTROL_SPACE (CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(int)))
+#define SEND_CONTROL_SPACE (CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)))
 
 typedef struct {
   int fd;
   bool polling;   // uv_poll initialised and not yet closed
   bool closing;   // close() called; no more callbacks into JS except the close callback
   bool closed;    // uv_close completed, fd closed, references released
-  int poll_events;
+  int poll_events;          // what the uv_poll watches now (0: stopped)
+  bool watch_writable;      // the wrapper has datagrams queued after EAGAIN
+  bool reading_paused;      // receive coalescing: waiting for the timer before reading again
+  int open_handles;         // uv handles not yet closed (poll, and the timer if any)
+  uint32_t coalesce_ms;     // receive coalescing window; 0: read as soon as readable
   uv_poll_t poll;
+  uv_timer_t coalesce_timer;  // initialised only when coalesce_ms > 0
   napi_env env;
   napi_ref self_ref;      // strong while open, so the handle outlives JS references to it
   napi_ref callback_ref;  // (event, value) => void
@@ -55,7 +82,10 @@ typedef struct {
   uint8_t *slab;
   uint32_t *meta;
   uint32_t batch_size;
-  uint32_t max_datagram_size;
+  uint32_t slot_size;  // receive buffer per message: maxDatagramSize, or 65535 with GRO
+  bool gso;            // sendBatch coalesces runs of equal-size datagrams (UDP_SEGMENT)
+  bool gro;            // UDP_GRO granted: messages may hold several datagrams
+  double gso_sends;    // GSO messages accepted by the kernel
   struct mmsghdr *msgs;
   struct iovec *iovs;
   struct sockaddr_in *names;
@@ -153,6 +183,7 @@ static void fill_meta(dn_socket *s, unsigned i) {
   meta[M_DST_ADDR] = 0;
   meta[M_LOCAL_ADDR] = 0;
   meta[M_IFINDEX] = 0;
+  meta[M_SEGMENT] = 0;
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&m->msg_hdr); c != NULL; c = CMSG_NXTHDR(&m->msg_hdr, c)) {
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
       struct in_pktinfo info;
@@ -163,9 +194,36 @@ static void fill_meta(dn_socket *s, unsigned i) {
       flags |= FLAG_PKTINFO;
     } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
       memcpy(&meta[M_DROPS], CMSG_DATA(c), sizeof(uint32_t));
+    } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int segment;
+      memcpy(&segment, CMSG_DATA(c), sizeof(segment));
+      // The kernel reports the segment size even for a lone datagram; only a message longer
+      // than one segment holds several.
+      if (segment > 0 && (uint32_t)segment < m->msg_len) meta[M_SEGMENT] = (uint32_t)segment;
     }
   }
   meta[M_FLAGS] = flags;
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+// Watches for what is wanted now: readable unless coalescing, writable while sends are queued.
+static void update_poll(dn_socket *s) {
+  int events = (s->reading_paused ? 0 : UV_READABLE) | (s->watch_writable ? UV_WRITABLE : 0);
+  if (events == s->poll_events) return;
+  s->poll_events = events;
+  if (events == 0) uv_poll_stop(&s->poll);
+  else uv_poll_start(&s->poll, events, on_poll);
+}
+
+static void receive_batches(dn_socket *s);
+
+static void on_coalesce_timer(uv_timer_t *timer) {
+  dn_socket *s = timer->data;
+  if (s->closing) return;
+  s->reading_paused = false;
+  update_poll(s);
+  receive_batches(s);  // whatever arrived meanwhile, without waiting for another poll round
 }
 
 static void receive_batches(dn_socket *s) {
@@ -183,9 +241,26 @@ static void receive_batches(dn_socket *s) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) call_js(s, s->callback_ref, EV_ERROR, -errno);
       return;
     }
-    for (int i = 0; i < n; i++) fill_meta(s, (unsigned)i);
+    size_t packed = 0;
+    for (int i = 0; i < n; i++) {
+      fill_meta(s, (unsigned)i);
+      // Payload i sits at i * slot_size; moving it down to the end of payload i - 1 never
+      // overwrites a payload not yet moved.
+      uint32_t len = s->meta[i * META_SLOTS + M_LEN];
+      if (packed != (size_t)i * s->slot_size) memmove(s->slab + packed, s->slab + (size_t)i * s->slot_size, len);
+      packed += len;
+    }
     call_js(s, s->callback_ref, EV_BATCH, n);
-    if ((uint32_t)n < s->batch_size) return;  // queue drained: skip the syscall that says so
+    if ((uint32_t)n < s->batch_size) {
+      // Queue drained (skip the syscall that would say so). With coalescing, stop reading for a
+      // while so that what arrives meanwhile is read in one batch rather than one wakeup each.
+      if (s->coalesce_ms > 0 && !s->closing) {
+        s->reading_paused = true;
+        update_poll(s);
+        uv_timer_start(&s->coalesce_timer, on_coalesce_timer, s->coalesce_ms, 0);
+      }
+      return;
+    }
   }
 }
 
@@ -222,6 +297,7 @@ static void release_refs(dn_socket *s) {
 
 static void on_closed(uv_handle_t *handle) {
   dn_socket *s = handle->data;
+  if (--s->open_handles > 0) return;
   napi_handle_scope scope;
   napi_open_handle_scope(s->env, &scope);
   // The fd is closed only now: libuv must have stopped watching it before the number is reused.
@@ -264,7 +340,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   uint32_t bind_address = get_u32_prop(env, opts, "bindAddress", 0);
   uint32_t port = get_u32_prop(env, opts, "port", 0);
   uint32_t batch_size = get_u32_prop(env, opts, "batchSize", 32);
-  uint32_t max_datagram_size = get_u32_prop(env, opts, "maxDatagramSize", 2048);
+  uint32_t slot_size = get_u32_prop(env, opts, "slotSize", 2048);
   char ifname[IFNAMSIZ] = {0};
   napi_value ifname_value;
   napi_valuetype t;
@@ -284,10 +360,10 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t meta_offset;
   CHECK(napi_get_buffer_info(env, argv[1], &slab, &slab_len));
   CHECK(napi_get_typedarray_info(env, argv[2], &meta_type, &meta_len, &meta, &meta_ab, &meta_offset));
-  if (batch_size == 0 || batch_size > 1024 || max_datagram_size == 0 || max_datagram_size > 65535 ||
-      slab_len < (size_t)batch_size * max_datagram_size || meta_type != napi_uint32_array ||
+  if (batch_size == 0 || batch_size > 1024 || slot_size == 0 || slot_size > 65535 ||
+      slab_len < (size_t)batch_size * slot_size || meta_type != napi_uint32_array ||
       meta_len < (size_t)batch_size * META_SLOTS) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "dgram-native: slab/meta do not fit batchSize x maxDatagramSize");
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "dgram-native: slab/meta do not fit batchSize x slotSize");
     return NULL;
   }
 
@@ -312,6 +388,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return failure(env, fd, err, "setsockopt(IP_PKTINFO)");
   if ((err = set_int_option(fd, SOL_SOCKET, SO_RXQ_OVFL, 1)))
     return failure(env, fd, err, "setsockopt(SO_RXQ_OVFL)");
+  // GSO and GRO are optimisations: a kernel without them (before 4.18 / 5.0) gets plain datagrams.
+  // Setting a socket-wide segment size of 0 changes nothing; it only probes that the kernel knows
+  // UDP_SEGMENT — an older one would silently ignore the per-send cmsg and send one huge datagram.
+  bool gso = get_u32_prop(env, opts, "gso", 1) && set_int_option(fd, SOL_UDP, UDP_SEGMENT, 0) == 0;
+  // GRO needs slots that hold a whole coalesced message (64 KiB), else segments would be cut off.
+  bool gro = get_u32_prop(env, opts, "gro", 0) && slot_size == 65535 && set_int_option(fd, SOL_UDP, UDP_GRO, 1) == 0;
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(bind_address)};
   if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) return failure(env, fd, errno, "bind");
 
@@ -331,10 +413,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->slab = slab;
   s->meta = meta;
   s->batch_size = batch_size;
-  s->max_datagram_size = max_datagram_size;
+  s->slot_size = slot_size;
+  s->gso = gso;
+  s->gro = gro;
   for (uint32_t i = 0; i < batch_size; i++) {
-    s->iovs[i].iov_base = s->slab + (size_t)i * max_datagram_size;
-    s->iovs[i].iov_len = max_datagram_size;
+    s->iovs[i].iov_base = s->slab + (size_t)i * slot_size;
+    s->iovs[i].iov_len = slot_size;
     struct msghdr *h = &s->msgs[i].msg_hdr;
     h->msg_name = &s->names[i];
     h->msg_iov = &s->iovs[i];
@@ -365,8 +449,14 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   s->poll.data = s;
   s->polling = true;
-  s->poll_events = UV_READABLE;
-  uv_poll_start(&s->poll, s->poll_events, on_poll);
+  s->open_handles = 1;
+  s->coalesce_ms = get_u32_prop(env, opts, "receiveCoalescingMs", 0);
+  if (s->coalesce_ms > 0) {
+    uv_timer_init(loop, &s->coalesce_timer);
+    s->coalesce_timer.data = s;
+    s->open_handles++;
+  }
+  update_poll(s);
   CHECK(napi_create_reference(env, handle, 1, &s->self_ref));
 
   napi_value result;
@@ -375,7 +465,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// info(handle) -> [address, port, recvBufferSize, sendBufferSize] (sizes as the kernel reports
+// info(handle) -> [address, port, recvBufferSize, sendBufferSize, gro] (sizes as the kernel reports
 // them, i.e. including its bookkeeping overhead: Linux doubles the requested value)
 static napi_value js_info(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -391,37 +481,50 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   getsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &rcv, &ilen);
   ilen = sizeof(int);
   getsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &snd, &ilen);
-  CHECK(napi_create_array_with_length(env, 4, &arr));
+  CHECK(napi_create_array_with_length(env, 5, &arr));
   napi_set_element(env, arr, 0, make_int(env, ntohl(sin.sin_addr.s_addr)));
   napi_set_element(env, arr, 1, make_int(env, ntohs(sin.sin_port)));
   napi_set_element(env, arr, 2, make_int(env, rcv));
   napi_set_element(env, arr, 3, make_int(env, snd));
+  napi_set_element(env, arr, 4, make_int(env, s->gro));
   return arr;
 }
 
-// Fills one outgoing msghdr. The IP_PKTINFO cmsg picks the source address and/or the outgoing
-// interface for this datagram only (so a reply to a broadcast leaves where the request came in).
-static void prepare_send(struct msghdr *h, struct sockaddr_in *to, struct iovec *iov, uint8_t *control,
-                         uint32_t addr, uint32_t port, uint32_t src_addr, uint32_t ifindex) {
+// Fills one outgoing msghdr over `iovlen` buffers. The IP_PKTINFO cmsg picks the source address
+// and/or the outgoing interface for this message only (so a reply to a broadcast leaves where the
+// request came in). With `segment` > 0 a UDP_SEGMENT cmsg has the kernel cut the payload into
+// datagrams of that size (the last may be shorter) after one pass down the stack: UDP GSO.
+static void prepare_send(struct msghdr *h, struct sockaddr_in *to, struct iovec *iov, size_t iovlen, uint8_t *control,
+                         const uint32_t *m, uint16_t segment) {
   memset(h, 0, sizeof(*h));
   to->sin_family = AF_INET;
-  to->sin_port = htons((uint16_t)port);
-  to->sin_addr.s_addr = htonl(addr);
+  to->sin_port = htons((uint16_t)m[S_PORT]);
+  to->sin_addr.s_addr = htonl(m[S_ADDR]);
   memset(to->sin_zero, 0, sizeof(to->sin_zero));
   h->msg_name = to;
   h->msg_namelen = sizeof(*to);
   h->msg_iov = iov;
-  h->msg_iovlen = 1;
-  if (src_addr != 0 || ifindex != 0) {
-    memset(control, 0, CMSG_SPACE(sizeof(struct in_pktinfo)));
-    h->msg_control = control;
-    h->msg_controllen = CMSG_SPACE(sizeof(struct in_pktinfo));
-    struct cmsghdr *c = CMSG_FIRSTHDR(h);
+  h->msg_iovlen = iovlen;
+  bool pktinfo = m[S_SRC_ADDR] != 0 || m[S_IFINDEX] != 0;
+  size_t space = (pktinfo ? CMSG_SPACE(sizeof(struct in_pktinfo)) : 0) + (segment > 0 ? CMSG_SPACE(sizeof(uint16_t)) : 0);
+  if (space == 0) return;
+  memset(control, 0, space);
+  h->msg_control = control;
+  h->msg_controllen = space;
+  struct cmsghdr *c = CMSG_FIRSTHDR(h);
+  if (pktinfo) {
     c->cmsg_level = IPPROTO_IP;
     c->cmsg_type = IP_PKTINFO;
     c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
-    struct in_pktinfo info = {.ipi_ifindex = (int)ifindex, .ipi_spec_dst.s_addr = htonl(src_addr)};
+    struct in_pktinfo info = {.ipi_ifindex = (int)m[S_IFINDEX], .ipi_spec_dst.s_addr = htonl(m[S_SRC_ADDR])};
     memcpy(CMSG_DATA(c), &info, sizeof(info));
+    c = CMSG_NXTHDR(h, c);
+  }
+  if (segment > 0) {
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &segment, sizeof(segment));
   }
 }
 
@@ -439,25 +542,45 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   napi_value ab;
   size_t offset;
   CHECK(napi_get_typedarray_info(env, argv[1], &type, &len, &data, &ab, &offset));
-  uint32_t addr, port, src, ifindex;
-  CHECK(napi_get_value_uint32(env, argv[2], &addr));
-  CHECK(napi_get_value_uint32(env, argv[3], &port));
-  CHECK(napi_get_value_uint32(env, argv[4], &src));
-  CHECK(napi_get_value_uint32(env, argv[5], &ifindex));
+  uint32_t m[SEND_SLOTS];
+  CHECK(napi_get_value_uint32(env, argv[2], &m[S_ADDR]));
+  CHECK(napi_get_value_uint32(env, argv[3], &m[S_PORT]));
+  CHECK(napi_get_value_uint32(env, argv[4], &m[S_SRC_ADDR]));
+  CHECK(napi_get_value_uint32(env, argv[5], &m[S_IFINDEX]));
   struct msghdr h;
   struct sockaddr_in to;
   struct iovec iov = {.iov_base = data, .iov_len = len};
-  uint8_t control[CMSG_SPACE(sizeof(struct in_pktinfo))];
-  prepare_send(&h, &to, &iov, control, addr, port, src, ifindex);
+  uint8_t control[SEND_CONTROL_SPACE];
+  prepare_send(&h, &to, &iov, 1, control, m, 0);
   ssize_t n;
   do n = sendmsg(s->fd, &h, MSG_DONTWAIT | MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
   return make_int(env, n < 0 ? -errno : n);
 }
 
+// Errors with which a kernel refuses a GSO send as such while the same datagrams may go one by
+// one: EIO (device without checksum offload, IPsec route), EINVAL (too many segments, SO_NO_CHECK;
+// older kernels also for a segment over the MTU), EMSGSIZE (segment over the route MTU),
+// EOPNOTSUPP.
+static bool is_gso_refusal(int err) {
+  return err == EIO || err == EINVAL || err == EMSGSIZE || err == EOPNOTSUPP;
+}
+
+static napi_status fetch_buffer(napi_env env, napi_value buffers, uint32_t index, struct iovec *iov) {
+  napi_value buf, ab;
+  napi_typedarray_type type;
+  size_t offset;
+  napi_status status = napi_get_element(env, buffers, index, &buf);
+  if (status != napi_ok) return status;
+  return napi_get_typedarray_info(env, buf, &type, &iov->iov_len, &iov->iov_base, &ab, &offset);
+}
+
 // sendBatch(handle, buffers: Uint8Array[], meta: Uint32Array, start, count)
 //   -> number of datagrams sent from index start (> 0), or -errno for the datagram at start.
-// sendmmsg stops at the first failure; the caller retries from there to get its errno.
+// A run of datagrams to the same destination (same meta) of equal size — the last may be shorter
+// — goes as one GSO message (e.g. a TFTP window of full blocks). sendmmsg stops at the first
+// failure; the caller retries from there to get its errno. A GSO message the kernel refuses as
+// such turns GSO off for this socket and the datagrams are sent again one message each.
 static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -479,32 +602,69 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   }
   struct mmsghdr msgs[SEND_CHUNK];
   struct sockaddr_in names[SEND_CHUNK];
-  struct iovec iovs[SEND_CHUNK];
-  uint8_t controls[SEND_CHUNK][CMSG_SPACE(sizeof(struct in_pktinfo))];
+  uint8_t controls[SEND_CHUNK][SEND_CONTROL_SPACE];
+  uint32_t datagrams_in[SEND_CHUNK];
+  struct iovec iovs[SEND_MAX_DATAGRAMS];
   uint32_t sent = 0;
   while (sent < count) {
-    uint32_t chunk = count - sent < SEND_CHUNK ? count - sent : SEND_CHUNK;
-    for (uint32_t i = 0; i < chunk; i++) {
-      uint32_t index = start + sent + i;
-      napi_value buf;
-      void *data;
-      size_t len, offset;
-      CHECK(napi_get_element(env, argv[1], index, &buf));
-      CHECK(napi_get_typedarray_info(env, buf, &type, &len, &data, &ab, &offset));
-      iovs[i].iov_base = data;
-      iovs[i].iov_len = len;
-      const uint32_t *m = &meta[(size_t)index * SEND_SLOTS];
-      prepare_send(&msgs[i].msg_hdr, &names[i], &iovs[i], controls[i], m[S_ADDR], m[S_PORT], m[S_SRC_ADDR], m[S_IFINDEX]);
-      msgs[i].msg_len = 0;
+    uint32_t base = start + sent;  // iovs[k] holds datagram base + k
+    uint32_t available = count - sent < SEND_MAX_DATAGRAMS ? count - sent : SEND_MAX_DATAGRAMS;
+    uint32_t fetched = 0, used = 0, nmsgs = 0;
+    while (nmsgs < SEND_CHUNK && used < available) {
+      // Each datagram's buffer is looked up once, also when it turned out to start a new message.
+      if (fetched == used) CHECK(fetch_buffer(env, argv[1], base + fetched++, &iovs[used]));
+      uint32_t first = used++;
+      const uint32_t *m = &meta[(size_t)(base + first) * SEND_SLOTS];
+      size_t segment = iovs[first].iov_len, total = segment;
+      if (s->gso && segment > 0 && segment <= GSO_MAX_BYTES) {
+        while (used < available && used - first < GSO_MAX_SEGMENTS &&
+               memcmp(&meta[(size_t)(base + used) * SEND_SLOTS], m, SEND_SLOTS * sizeof(uint32_t)) == 0) {
+          if (fetched == used) CHECK(fetch_buffer(env, argv[1], base + fetched++, &iovs[used]));
+          size_t len = iovs[used].iov_len;
+          if (len == 0 || len > segment || total + len > GSO_MAX_BYTES) break;
+          used++;
+          total += len;
+          if (len < segment) break;  // a shorter datagram can only end a run
+        }
+      }
+      datagrams_in[nmsgs] = used - first;
+      prepare_send(&msgs[nmsgs].msg_hdr, &names[nmsgs], &iovs[first], used - first, controls[nmsgs], m,
+                   used - first > 1 ? (uint16_t)segment : 0);
+      msgs[nmsgs].msg_len = 0;
+      nmsgs++;
     }
     int n;
-    do n = sendmmsg(s->fd, msgs, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
+    do n = sendmmsg(s->fd, msgs, nmsgs, MSG_DONTWAIT | MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
-    if (n < 0) return make_int(env, sent > 0 ? (int64_t)sent : -errno);
-    sent += (uint32_t)n;
-    if ((uint32_t)n < chunk) break;
+    if (n < 0) {
+      if (datagrams_in[0] > 1 && is_gso_refusal(errno)) {
+        s->gso = false;
+        continue;  // the same datagrams again, without GSO
+      }
+      return make_int(env, sent > 0 ? (int64_t)sent : -errno);
+    }
+    for (int i = 0; i < n; i++) {
+      sent += datagrams_in[i];
+      if (datagrams_in[i] > 1) s->gso_sends++;
+    }
+    if (n < (int)nmsgs) break;
   }
   return make_int(env, sent);
+}
+
+// sendStats(handle) -> [gso (1 while sendBatch uses GSO), GSO messages sent]
+static napi_value js_send_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], arr;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  dn_socket *s = get_socket(env, argv[0]);
+  if (s == NULL) return NULL;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  napi_set_element(env, arr, 0, make_int(env, s->gso));
+  napi_value sends;
+  CHECK(napi_create_double(env, s->gso_sends, &sends));
+  napi_set_element(env, arr, 1, sends);
+  return arr;
 }
 
 // watchWritable(handle, on): while the wrapper has datagrams queued after EAGAIN
@@ -517,11 +677,8 @@ static napi_value js_watch_writable(napi_env env, napi_callback_info info) {
   if (s == NULL) return NULL;
   CHECK(napi_get_value_bool(env, argv[1], &on));
   if (s->closing) return NULL;
-  int events = on ? (UV_READABLE | UV_WRITABLE) : UV_READABLE;
-  if (events != s->poll_events) {
-    s->poll_events = events;
-    uv_poll_start(&s->poll, events, on_poll);
-  }
+  s->watch_writable = on;
+  update_poll(s);
   return NULL;
 }
 
@@ -535,8 +692,13 @@ static napi_value js_set_ref(napi_env env, napi_callback_info info) {
   if (s == NULL) return NULL;
   CHECK(napi_get_value_bool(env, argv[1], &on));
   if (s->closing) return NULL;
+  // While reading is paused the poll may be stopped and only the timer is active: both follow.
   if (on) uv_ref((uv_handle_t *)&s->poll);
   else uv_unref((uv_handle_t *)&s->poll);
+  if (s->coalesce_ms > 0) {
+    if (on) uv_ref((uv_handle_t *)&s->coalesce_timer);
+    else uv_unref((uv_handle_t *)&s->coalesce_timer);
+  }
   return NULL;
 }
 
@@ -554,6 +716,10 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   CHECK(napi_create_reference(env, argv[1], 1, &s->close_cb_ref));
   uv_poll_stop(&s->poll);
   uv_close((uv_handle_t *)&s->poll, on_closed);
+  if (s->coalesce_ms > 0) {
+    uv_timer_stop(&s->coalesce_timer);
+    uv_close((uv_handle_t *)&s->coalesce_timer, on_closed);
+  }
   return NULL;
 }
 
@@ -592,6 +758,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"sendStats", NULL, js_send_stats, NULL, NULL, NULL, napi_default, NULL},
       {"watchWritable", NULL, js_watch_writable, NULL, NULL, NULL, napi_default, NULL},
       {"setRef", NULL, js_set_ref, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
