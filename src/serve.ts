@@ -12,6 +12,9 @@ import { buildRouter } from './api/routes/index.js';
 import { ensureInitialAdmin, signingSecret } from './bootstrap.js';
 import type { KeelConfig } from './config.js';
 import { assertNativeAddons } from './native.js';
+import { startTftpServer } from './net/tftp/from-config.js';
+import type { TftpServer } from './net/tftp/server.js';
+import { ChunkStore } from './store/chunks.js';
 import { Store } from './store/store.js';
 
 export const LOCAL_LOGIN_SOCKET = 'login.sock';
@@ -21,6 +24,9 @@ export interface Head {
   /** The API's routes and context, for transports other than the uWS server (bench/api). */
   api: { router: Router; context: ApiContext };
   httpPort: number;
+  /** The TFTP server (stats() for the metrics endpoint) and its bound port. */
+  tftp: TftpServer;
+  tftpPort: number;
   /** Where the initial admin's password is, when this start created that admin. */
   initialPassword?: string;
   close(): Promise<void>;
@@ -52,13 +58,25 @@ export async function startHead({ config, log, adminPassword, clock = Date.now }
   const api = new ApiServer(router, context);
   const httpPort = await api.listen(config.server.bind, config.http.port);
   log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');
+  let tftp: TftpServer;
+  try {
+    tftp = startTftpServer(config, new ChunkStore(store), log);
+  } catch (error) {
+    api.close();
+    await localLogin.close();
+    await store.close();
+    throw error;
+  }
   return {
     store,
     api: { router, context },
     httpPort,
+    tftp,
+    tftpPort: tftp.address().port,
     initialPassword,
     async close() {
       api.close();
+      await tftp.close();
       await localLogin.close();
       await store.close();
     },

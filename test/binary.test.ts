@@ -107,7 +107,7 @@ function exited(child: ChildProcess, ms: number): Promise<number | string | unde
 test('keel serve answers the API and exits on SIGTERM', async (t) => {
   const port = await freePort();
   const dataDir = join(work, 'data');
-  const child = spawn(keel, ['serve', '--data-dir', dataDir, '--bind', '127.0.0.1', '--http-port', String(port)], {
+  const child = spawn(keel, ['serve', '--data-dir', dataDir, '--bind', '127.0.0.1', '--http-port', String(port), '--tftp-port', String(port)], {
     cwd: work,
     env: envWith(join(work, 'cache-serve')),
     stdio: ['ignore', 'pipe', 'pipe'],

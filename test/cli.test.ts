@@ -54,7 +54,7 @@ test('bad config stops start-up with a message naming the key', async (t) => {
 test('first start creates admin with a random password in a 0600 file, and that password logs in', async (t) => {
   const dir = tempDir(t);
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--data-dir', dir, '--bind', '127.0.0.1', '--http-port', String(port)], {
+  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--data-dir', dir, '--bind', '127.0.0.1', '--http-port', String(port), '--tftp-port', String(port)], {
     env: { ...process.env, KEEL_ADMIN_PASSWORD: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -31,7 +31,7 @@ export async function startTestHead(t: ExecutionContext, env: Record<string, str
   });
   // Port 0 = any free port; the config schema only accepts 1..65535, so patch the frozen copy.
   const head = await startHead({
-    config: { ...config, http: { ...config.http, port: 0 } },
+    config: { ...config, http: { ...config.http, port: 0 }, tftp: { ...config.tftp, port: 0 } },
     log: pino({ level: 'silent' }),
     adminPassword: ADMIN_PASSWORD,
     clock,

@@ -1,0 +1,19 @@
+// The head's TFTP server as the config describes it: content-store files published as tftp/<path>,
+// then the optional root directory, on server.bind:tftp.port. The boot policy's per-node files
+// (DHCP issue) join as a further TftpFileSource in front of these.
+import type { Logger } from 'pino';
+import type { KeelConfig } from '../../config.js';
+import type { ChunkStore } from '../../store/chunks.js';
+import { TftpServer } from './server.js';
+import { ChunkStoreSource, CompositeSource, RootDirectorySource, type TftpFileSource } from './sources.js';
+
+export function startTftpServer(config: KeelConfig, chunks: ChunkStore, log: Logger, port = config.tftp.port): TftpServer {
+  const sources: TftpFileSource[] = [new ChunkStoreSource(chunks)];
+  if (config.tftp.root !== null) sources.push(new RootDirectorySource(config.tftp.root));
+  // dgram-native is IPv4: the IPv6 wildcard means "everywhere" for TFTP too, any other IPv6 address cannot be served.
+  const bind = config.server.bind === '::' ? '0.0.0.0' : config.server.bind;
+  if (bind.includes(':')) throw new Error(`TFTP needs an IPv4 server.bind (or "::" / "0.0.0.0"), got ${config.server.bind}`);
+  const server = new TftpServer({ bindAddress: bind, port, source: new CompositeSource(sources), log: log.child({ component: 'tftp' }) });
+  log.info({ bind, port: server.address().port, root: config.tftp.root ?? undefined }, 'TFTP listening');
+  return server;
+}

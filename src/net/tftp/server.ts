@@ -1,0 +1,329 @@
+// The TFTP server: owns the server-port socket, one ephemeral socket per transfer (its TID, as
+// RFC 1350 says), the retransmission timers and the transfers' lifecycle. Every protocol decision
+// is the pure core's (request.ts, transfer.ts); files come from a TftpFileSource.
+import type { Logger } from 'pino';
+import { createSocket, type Datagram, type UdpSocket } from 'dgram-native';
+import { DEFAULT_LIMITS, type TftpLimits } from './options.js';
+import { ErrorCode, serializeError } from './packets.js';
+import { classifyRequest, type ReadRequest } from './request.js';
+import { isOpenError, type TftpFile, type TftpFileSource, type TftpPeer } from './sources.js';
+import { Transfer, type RetransmitPolicy, type TransferOutcome, type TransferResult, type TransferStep } from './transfer.js';
+
+export interface TftpServerOptions {
+  /** Address of the server port; default 0.0.0.0. Transfers reply from the address the request came to. */
+  bindAddress?: string;
+  /** Server port (69); 0 = ephemeral, read it back with address(). */
+  port: number;
+  source: TftpFileSource;
+  log: Logger;
+  limits?: Partial<TftpLimits>;
+  retransmit?: Partial<RetransmitPolicy>;
+  /**
+   * Transfers at once; requests beyond are dropped unanswered (the client retries its RRQ) rather
+   * than refused, so that a boot storm delays clients instead of failing their boot. With the
+   * default limits a transfer holds at most one window (blockSize × windowSize) plus ≈ 2 KiB.
+   */
+  maxTransfers?: number;
+}
+
+export interface TftpServerStats {
+  /** Read requests looked up (the file source was asked). */
+  readRequests: number;
+  /** Write requests refused with ERROR 2. */
+  writeRequestsRefused: number;
+  /** Malformed datagrams, unsupported modes and non-requests on the server port: ERROR 4. */
+  illegalRequests: number;
+  /** ERRORs and truncated datagrams on the server port, never answered. */
+  ignoredDatagrams: number;
+  notFound: number;
+  accessViolations: number;
+  /** The file source threw, or no transfer socket could be opened: ERROR 0. */
+  serverErrors: number;
+  /** Requests dropped because maxTransfers were running. */
+  busyDrops: number;
+  /** Datagrams on a transfer's port from someone other than its client: ERROR 5. */
+  unknownTransferIds: number;
+  /** Datagrams the kernel refused to send (routes, full send queue); the timer retransmits. */
+  sendErrors: number;
+  activeTransfers: number;
+  /** Ended transfers by outcome. */
+  outcomes: Record<TransferOutcome, number>;
+  blocksSent: number;
+  blocksResent: number;
+  bytesSent: number;
+  timeouts: number;
+}
+
+const OUTCOMES: readonly TransferOutcome[] = [
+  'complete', 'aborted-after-oack', 'aborted-by-client', 'negotiation-refused', 'timeout',
+  'end-unconfirmed', 'protocol-error', 'source-error', 'cancelled',
+];
+
+/** Kernel accounting per datagram beyond its payload (sk_buff and shared info, rounded up). */
+const DATAGRAM_OVERHEAD_BYTES = 1024;
+/** ACKs are 4 bytes and ERRORs at most a few hundred: one small receive slab per transfer. */
+const TRANSFER_RECEIVE_BATCH = 4;
+const TRANSFER_MAX_DATAGRAM = 516;
+
+interface ActiveTransfer {
+  peer: TftpPeer;
+  request: ReadRequest;
+  transfer: Transfer;
+  file: TftpFile;
+  socket: UdpSocket | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** performance.now() at which `timer` fires. */
+  timerAt: number;
+}
+
+export class TftpServer {
+  private readonly options: TftpServerOptions;
+  private readonly limits: TftpLimits;
+  private readonly log: Logger;
+  private readonly socket: UdpSocket;
+  private readonly active = new Set<ActiveTransfer>();
+  /** Requests between arrival and their transfer's start (the file source may be asynchronous). */
+  private opening = 0;
+  private closing = false;
+  private readonly counters: Omit<TftpServerStats, 'activeTransfers' | 'outcomes'> = {
+    readRequests: 0, writeRequestsRefused: 0, illegalRequests: 0, ignoredDatagrams: 0, notFound: 0,
+    accessViolations: 0, serverErrors: 0, busyDrops: 0, unknownTransferIds: 0, sendErrors: 0,
+    blocksSent: 0, blocksResent: 0, bytesSent: 0, timeouts: 0,
+  };
+  private readonly outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<TransferOutcome, number>;
+
+  /** Binds the server port; throws DgramNativeError (EADDRINUSE, EACCES for port 69 without privilege). */
+  constructor(options: TftpServerOptions) {
+    this.options = options;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.log = options.log;
+    this.socket = createSocket({
+      bindAddress: options.bindAddress ?? '0.0.0.0',
+      port: options.port,
+      pktinfo: true,
+      // A boot storm is a burst of requests: room for a few thousand before the kernel drops any.
+      recvBufferSize: 1 << 20,
+    });
+    this.socket.on('message', (datagram) => this.onRequest(datagram));
+    this.socket.on('error', (error) => this.log.warn({ err: error }, 'tftp server socket error'));
+  }
+
+  address(): { address: string; port: number } {
+    return this.socket.address();
+  }
+
+  stats(): TftpServerStats {
+    return { ...this.counters, activeTransfers: this.active.size, outcomes: { ...this.outcomes } };
+  }
+
+  /** Stops taking requests, cancels running transfers (their clients get ERROR 0) and closes every socket. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const closed: Promise<void>[] = [this.socket.close()];
+    for (const active of [...this.active]) {
+      const socket = active.socket;
+      this.apply(active, active.transfer.cancel('server shutting down'));
+      if (socket) closed.push(socket.close());
+    }
+    await Promise.all(closed);
+  }
+
+  private onRequest(datagram: Datagram): void {
+    const peer = { address: datagram.address, port: datagram.port };
+    if (datagram.truncated) {
+      this.counters.ignoredDatagrams++;
+      this.log.info({ peer: `${peer.address}:${peer.port}` }, 'tftp: oversized datagram on the server port ignored');
+      return;
+    }
+    const decision = classifyRequest(datagram.data);
+    if (decision.kind === 'ignore') {
+      this.counters.ignoredDatagrams++;
+      this.log.info({ peer: `${peer.address}:${peer.port}`, reason: decision.reason }, 'tftp: datagram ignored');
+      return;
+    }
+    if (decision.kind === 'refuse') {
+      if (decision.code === ErrorCode.accessViolation) this.counters.writeRequestsRefused++;
+      else this.counters.illegalRequests++;
+      this.log.info({ peer: `${peer.address}:${peer.port}`, code: decision.code, reason: decision.reason }, 'tftp: request refused');
+      this.sendFromServerPort(decision.reply, peer);
+      return;
+    }
+    if (this.active.size + this.opening >= (this.options.maxTransfers ?? 4096)) {
+      this.counters.busyDrops++;
+      this.log.debug({ peer: `${peer.address}:${peer.port}`, file: decision.request.filename }, 'tftp: busy, request dropped');
+      return;
+    }
+    this.counters.readRequests++;
+    // With a wildcard bind, the transfer answers from the address the client sent to (multi-homed hosts).
+    const localAddress = this.options.bindAddress && this.options.bindAddress !== '0.0.0.0' ? this.options.bindAddress : (datagram.localAddress ?? '0.0.0.0');
+    this.opening++;
+    void this.openAndStart(decision.request, peer, localAddress).finally(() => this.opening--);
+  }
+
+  private async openAndStart(request: ReadRequest, peer: TftpPeer, localAddress: string): Promise<void> {
+    const where = `${peer.address}:${peer.port}`;
+    let opened;
+    try {
+      opened = await this.options.source.open(request.filename, peer);
+    } catch (error) {
+      this.counters.serverErrors++;
+      this.log.error({ peer: where, file: request.filename, err: error }, 'tftp: file source failed');
+      this.sendFromServerPort(serializeError(ErrorCode.notDefined, 'server error'), peer);
+      return;
+    }
+    if (isOpenError(opened)) {
+      const notFound = opened.error === 'not-found';
+      if (notFound) this.counters.notFound++;
+      else this.counters.accessViolations++;
+      const fields = { peer: where, file: request.filename, reason: opened.reason };
+      if (notFound) this.log.info(fields, 'tftp: file not found');
+      else this.log.warn(fields, 'tftp: access violation');
+      this.sendFromServerPort(serializeError(notFound ? ErrorCode.fileNotFound : ErrorCode.accessViolation, notFound ? 'file not found' : 'access violation'), peer);
+      return;
+    }
+    const file = opened;
+    if (this.closing) {
+      file.close();
+      return;
+    }
+    const transfer = new Transfer({
+      request,
+      fileSize: file.size,
+      readBlock: (offset, length) => file.readBlock(offset, length),
+      limits: this.limits,
+      retransmit: this.options.retransmit,
+    });
+    const active: ActiveTransfer = { peer, request, transfer, file, socket: undefined, timer: undefined, timerAt: 0 };
+    this.active.add(active);
+    const step = transfer.start();
+    if (step.finished) {
+      // Negotiation refused: ERROR 8 from the server port, no transfer socket needed.
+      for (const packet of step.send) this.sendFromServerPort(packet, peer);
+      this.apply(active, { ...step, send: [] });
+      return;
+    }
+    const negotiated = transfer.negotiated!;
+    try {
+      active.socket = createSocket({
+        bindAddress: localAddress,
+        port: 0,
+        pktinfo: false,
+        batchSize: TRANSFER_RECEIVE_BATCH,
+        maxDatagramSize: TRANSFER_MAX_DATAGRAM,
+        // A whole window is sent at once: the send buffer must hold it (the kernel doubles the request).
+        sendBufferSize: Math.max(64 * 1024, negotiated.windowSize * (negotiated.blockSize + 4 + DATAGRAM_OVERHEAD_BYTES)),
+      });
+    } catch (error) {
+      this.counters.serverErrors++;
+      this.log.error({ peer: where, file: request.filename, err: error }, 'tftp: cannot open a transfer socket');
+      this.sendFromServerPort(serializeError(ErrorCode.notDefined, 'server error'), peer);
+      this.apply(active, { ...transfer.cancel('no transfer socket'), send: [] });
+      return;
+    }
+    const socket = active.socket;
+    socket.on('message', (datagram) => {
+      if (datagram.port !== peer.port || datagram.address !== peer.address) {
+        // Someone else's packet on this TID (RFC 1350 §4): answered, the transfer is not disturbed.
+        this.counters.unknownTransferIds++;
+        this.log.info({ peer: `${datagram.address}:${datagram.port}`, transferPeer: where }, 'tftp: datagram from an unknown transfer ID');
+        this.send(socket, serializeError(ErrorCode.unknownTransferId, 'unknown transfer ID'), datagram);
+        return;
+      }
+      this.apply(active, transfer.onDatagram(datagram.data));
+    });
+    socket.on('error', (error) => {
+      this.counters.sendErrors++;
+      this.log.warn({ peer: where, err: error }, 'tftp: transfer socket error');
+    });
+    this.apply(active, step);
+  }
+
+  private apply(active: ActiveTransfer, step: TransferStep): void {
+    const { socket, peer } = active;
+    if (socket && step.send.length === 1) {
+      this.send(socket, step.send[0]!, peer);
+    } else if (socket && step.send.length > 1) {
+      const result = socket.sendBatch(step.send.map((data) => ({ data, port: peer.port, address: peer.address })));
+      if (result.failed.length > 0) {
+        this.counters.sendErrors += result.failed.length;
+        this.log.warn({ peer: `${peer.address}:${peer.port}`, err: result.failed[0]!.error }, 'tftp: send failed');
+      }
+    }
+    if (step.finished) {
+      this.finish(active, step.finished);
+      return;
+    }
+    this.setTimer(active, step.timeoutMs);
+  }
+
+  /**
+   * Keeps a running timer that fires no later than asked: the transfer answers an early
+   * onTimeout() with the time remaining, so a lock-step transfer arms one timer per RTO rather
+   * than one per ACK.
+   */
+  private setTimer(active: ActiveTransfer, timeoutMs: number | null): void {
+    if (timeoutMs === null) {
+      clearTimeout(active.timer);
+      active.timer = undefined;
+      return;
+    }
+    const at = performance.now() + timeoutMs;
+    if (active.timer !== undefined && active.timerAt <= at) return;
+    clearTimeout(active.timer);
+    active.timerAt = at;
+    active.timer = setTimeout(() => {
+      active.timer = undefined;
+      this.apply(active, active.transfer.onTimeout());
+    }, timeoutMs);
+  }
+
+  private finish(active: ActiveTransfer, result: TransferResult): void {
+    clearTimeout(active.timer);
+    active.timer = undefined;
+    this.active.delete(active);
+    active.file.close();
+    // Closing drops anything still queued after EAGAIN; what was handed to the kernel goes out.
+    void active.socket?.close();
+    const { counters } = result;
+    this.outcomes[result.outcome]++;
+    this.counters.blocksSent += counters.blocksSent;
+    this.counters.blocksResent += counters.blocksResent;
+    this.counters.bytesSent += counters.bytesSent;
+    this.counters.timeouts += counters.timeouts;
+    const negotiated = active.transfer.negotiated;
+    this.log.info(
+      {
+        peer: `${active.peer.address}:${active.peer.port}`,
+        file: active.request.filename,
+        mode: active.request.mode,
+        outcome: result.outcome,
+        detail: result.detail || undefined,
+        size: active.file.size,
+        blksize: negotiated?.blockSize,
+        windowsize: negotiated?.windowSize,
+        ignoredOptions: negotiated?.ignored.length ? negotiated.ignored : undefined,
+        bytes: counters.bytesSent,
+        blocksResent: counters.blocksResent,
+        timeouts: counters.timeouts,
+        duplicateAcks: counters.duplicateAcks,
+        srttMs: counters.srttMs === undefined ? undefined : Math.round(counters.srttMs * 100) / 100,
+        durationMs: Math.round(counters.durationMs),
+      },
+      'tftp transfer',
+    );
+  }
+
+  private sendFromServerPort(packet: Buffer, peer: TftpPeer): void {
+    if (!this.closing) this.send(this.socket, packet, peer);
+  }
+
+  private send(socket: UdpSocket, packet: Buffer, peer: TftpPeer): void {
+    try {
+      socket.send(packet, peer.port, peer.address);
+    } catch (error) {
+      this.counters.sendErrors++;
+      this.log.warn({ peer: `${peer.address}:${peer.port}`, err: error }, 'tftp: send failed');
+    }
+  }
+}

@@ -1,0 +1,216 @@
+// Where the TFTP server's files come from: the content store (files published for TFTP), a root
+// directory on disk, and (with the DHCP issue) the boot policy's per-node files. The server asks a
+// TftpFileSource by name and requester; a source answers with a size and a synchronous block reader,
+// or with why not (ERROR 1 / 2). Sources are asked in order by CompositeSource.
+import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+import type { ChunkStore } from '../../store/chunks.js';
+
+export interface TftpPeer {
+  address: string;
+  port: number;
+}
+
+export interface TftpFile {
+  size: number;
+  /** `length` bytes at `offset` (synchronous); the buffer is used only until the next call. */
+  readBlock(offset: number, length: number): Buffer;
+  /** Called exactly once when the transfer ends (or is never started). */
+  close(): void;
+}
+
+export type TftpOpenError = { error: 'not-found' | 'access-violation'; reason: string };
+export type TftpOpenResult = TftpFile | TftpOpenError;
+
+export interface TftpFileSource {
+  /**
+   * `filename` as the request carried it (latin1, byte for byte); `peer` identifies the requester,
+   * so a source can generate per-node files (the boot policy: iPXE script, pxelinux/GRUB config).
+   */
+  open(filename: string, peer: TftpPeer): TftpOpenResult | Promise<TftpOpenResult>;
+}
+
+export function isOpenError(result: TftpOpenResult): result is TftpOpenError {
+  return 'error' in result;
+}
+
+/**
+ * The one path rule every source applies: a relative path of non-empty segments without `.` or
+ * `..`, no NUL. Absolute paths are refused rather than rewritten so that a client learns at once
+ * that `/x` and `x` are not the same request. Returns the path's segments, or why it is refused.
+ */
+export function checkTftpPath(filename: string): { segments: string[] } | TftpOpenError {
+  if (filename.includes('\0')) return { error: 'access-violation', reason: 'file name contains NUL' };
+  if (filename.length === 0) return { error: 'access-violation', reason: 'empty file name' };
+  if (filename.startsWith('/')) return { error: 'access-violation', reason: 'absolute paths are refused' };
+  const segments = filename.split('/');
+  if (segments.some((s) => s === '..')) return { error: 'access-violation', reason: 'path contains ".."' };
+  // "a//b" and "a/./b" name the same file as "a/b"; normalising them keeps content-store ids canonical.
+  return { segments: segments.filter((s) => s !== '' && s !== '.') };
+}
+
+/** Prefix of content-store file ids published for TFTP: `tftp/<path>` is served as `<path>`. */
+export const TFTP_FILE_PREFIX = 'tftp/';
+
+/**
+ * Files of the content store whose id is `tftp/<path>`. Chunks are read through one cache shared by
+ * every transfer, bounded in bytes: in a boot storm hundreds of transfers read the same iPXE binary,
+ * and a chunk copy per transfer (FileReader.read caches one 1 MiB chunk per reader) would cost
+ * hundreds of MiB. Each open file still holds a FileReader, whose pins keep its chunks safe from GC
+ * if the file is replaced mid-transfer.
+ */
+export class ChunkStoreSource implements TftpFileSource {
+  private readonly cache = new Map<string, Buffer>();
+  private cachedBytes = 0;
+
+  constructor(
+    private readonly chunks: ChunkStore,
+    private readonly cacheLimitBytes = 64 * 1024 * 1024,
+  ) {}
+
+  open(filename: string): TftpOpenResult {
+    const path = checkTftpPath(filename);
+    if ('error' in path) return path;
+    const id = TFTP_FILE_PREFIX + path.segments.join('/');
+    const reader = this.chunks.open(id);
+    if (!reader) return { error: 'not-found', reason: `no content-store file ${id}` };
+    const { size, chunkSize, chunks } = reader.manifest;
+    let assembled: Buffer | undefined;
+    return {
+      size,
+      readBlock: (offset, length) => {
+        const end = Math.min(size, offset + length);
+        if (offset >= end) return Buffer.alloc(0);
+        const first = Math.floor(offset / chunkSize);
+        const last = Math.floor((end - 1) / chunkSize);
+        if (first === last) return this.chunk(chunks[first]!).subarray(offset - first * chunkSize, end - first * chunkSize);
+        // A block across a chunk boundary: assembled into a buffer reused by this file.
+        if (!assembled || assembled.length < end - offset) assembled = Buffer.allocUnsafe(end - offset);
+        let written = 0;
+        for (let index = first; index <= last; index++) {
+          const chunk = this.chunk(chunks[index]!);
+          const from = index === first ? offset - first * chunkSize : 0;
+          const to = index === last ? end - last * chunkSize : chunk.length;
+          written += chunk.copy(assembled, written, from, to);
+        }
+        return assembled.subarray(0, written);
+      },
+      close: () => reader.close(),
+    };
+  }
+
+  /** Least-recently-used cache: Map keeps insertion order, a hit moves the chunk to the end. */
+  private chunk(sha256: string): Buffer {
+    const hit = this.cache.get(sha256);
+    if (hit) {
+      this.cache.delete(sha256);
+      this.cache.set(sha256, hit);
+      return hit;
+    }
+    const bytes = this.chunks.readChunk(sha256);
+    if (!bytes) throw new Error(`chunk ${sha256} of a committed file is missing`);
+    this.cache.set(sha256, bytes);
+    this.cachedBytes += bytes.length;
+    for (const [key, value] of this.cache) {
+      if (this.cachedBytes <= this.cacheLimitBytes || key === sha256) break;
+      this.cache.delete(key);
+      this.cachedBytes -= value.length;
+    }
+    return bytes;
+  }
+}
+
+/** Read-ahead per open file: one pread serves many small blocks. */
+const READ_AHEAD_BYTES = 256 * 1024;
+
+/**
+ * Regular files under a root directory. The file is opened first and its real path is then read
+ * from /proc/self/fd, so the containment check applies to the file actually opened: a symlink
+ * (or a directory swapped for one meanwhile) that leads out of the root is refused, race-free.
+ */
+export class RootDirectorySource implements TftpFileSource {
+  private readonly root: string;
+
+  /** Throws if `root` does not exist. */
+  constructor(root: string) {
+    this.root = realpathSync(root);
+  }
+
+  open(filename: string): TftpOpenResult {
+    const path = checkTftpPath(filename);
+    if ('error' in path) return path;
+    if (path.segments.length === 0) return { error: 'access-violation', reason: 'not a regular file' };
+    let fd: number;
+    try {
+      // O_NONBLOCK: opening a FIFO must not block the server.
+      fd = openSync(`${this.root}/${path.segments.join('/')}`, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return { error: 'not-found', reason: `no file ${filename} under ${this.root}` };
+      return { error: 'access-violation', reason: `cannot open ${filename}: ${code ?? (error as Error).message}` };
+    }
+    try {
+      const real = readlinkSync(`/proc/self/fd/${fd}`);
+      if (!real.startsWith(`${this.root}/`)) {
+        closeSync(fd);
+        return { error: 'access-violation', reason: `${filename} resolves to ${real}, outside the root ${this.root}` };
+      }
+      const stat = fstatSync(fd);
+      if (!stat.isFile()) {
+        closeSync(fd);
+        return { error: 'access-violation', reason: `${filename} is not a regular file` };
+      }
+      return fileReader(fd, stat.size);
+    } catch (error) {
+      closeSync(fd);
+      return { error: 'access-violation', reason: `cannot read ${filename}: ${(error as Error).message}` };
+    }
+  }
+}
+
+function fileReader(fd: number, size: number): TftpFile {
+  let buffer = Buffer.alloc(0);
+  let bufferOffset = 0;
+  let bufferLength = 0;
+  let closed = false;
+  return {
+    size,
+    readBlock(offset, length) {
+      if (offset < bufferOffset || offset + length > bufferOffset + bufferLength) {
+        if (buffer.length < Math.max(length, READ_AHEAD_BYTES)) buffer = Buffer.allocUnsafe(Math.max(length, READ_AHEAD_BYTES));
+        bufferOffset = offset;
+        bufferLength = 0;
+        // readSync may return less than asked; 0 means end of file (the transfer reports a short file).
+        while (bufferLength < buffer.length) {
+          const n = readSync(fd, buffer, bufferLength, buffer.length - bufferLength, offset + bufferLength);
+          if (n === 0) break;
+          bufferLength += n;
+        }
+      }
+      const start = offset - bufferOffset;
+      return buffer.subarray(start, Math.min(start + length, bufferLength));
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      closeSync(fd);
+    },
+  };
+}
+
+/**
+ * Asks each source in order; the first that has the file serves it. An access violation ends the
+ * search (a refused path is refused whatever a later source holds).
+ */
+export class CompositeSource implements TftpFileSource {
+  constructor(private readonly sources: readonly TftpFileSource[]) {}
+
+  async open(filename: string, peer: TftpPeer): Promise<TftpOpenResult> {
+    const reasons: string[] = [];
+    for (const source of this.sources) {
+      const result = await source.open(filename, peer);
+      if (!isOpenError(result) || result.error === 'access-violation') return result;
+      reasons.push(result.reason);
+    }
+    return { error: 'not-found', reason: reasons.join('; ') || 'no file source configured' };
+  }
+}

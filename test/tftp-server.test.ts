@@ -1,0 +1,237 @@
+// TFTP server conformance with real clients (curl, atftp, tftp-hpa) and a scripted peer for what
+// they cannot send, against an in-process server on 127.0.0.1. Content is compared byte for byte.
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { ErrorCode, serializeAck } from '../src/net/tftp/packets.js';
+import { atftp, createFixture, curl, runClient, sha256, startServer, tftpHpa, type Fixture } from './tftp/fixture.js';
+import { RawClient } from './tftp/raw-client.js';
+import { startTestHead } from './helpers/head.js';
+import { ChunkStore } from '../src/store/chunks.js';
+import { ChunkStoreSource, RootDirectorySource } from '../src/net/tftp/sources.js';
+
+let fixture: Fixture;
+test.before(async () => {
+  fixture = await createFixture();
+});
+test.after.always(async () => {
+  await fixture?.close();
+});
+
+const expected = (name: string) => sha256(fixture.files.get(name)!);
+
+async function rawClient(t: Parameters<typeof startServer>[0], port: number): Promise<RawClient> {
+  const client = await RawClient.open(port);
+  t.teardown(() => client.close());
+  return client;
+}
+
+const transferLines = (logs: Record<string, unknown>[]) => logs.filter((l) => l.msg === 'tftp transfer');
+
+test('curl at blksize 8, 512, 1468, 8192 and 65464: byte-identical', async (t) => {
+  const { server, port, logs } = startServer(t, fixture);
+  const cases: [string, number][] = [['small.bin', 8], ['f.bin', 512], ['f.bin', 1468], ['ipxe.efi', 8192], ['f.bin', 65464], ['exact.bin', 1468]];
+  // Not the empty file: curl 7.88 fails on it with any server ("getpeername() failed", tftpd-hpa too); atftp and tftp-hpa fetch it below.
+  for (const [name, blksize] of cases) {
+    const run = await runClient(t, 'curl', curl(port, name, blksize));
+    t.is(run.exitCode, 0, `${name} at ${blksize}: ${run.output}`);
+    t.is(sha256(run.data ?? Buffer.alloc(1)), expected(name), `${name} at ${blksize}`);
+  }
+  const lines = transferLines(logs);
+  t.deepEqual(lines.map((l) => l.blksize), cases.map(([, b]) => b));
+  t.true(lines.every((l) => l.outcome === 'complete'));
+  t.is(server.stats().outcomes.complete, cases.length);
+});
+
+test('atftp with windowsize 1, 4, 16, tsize and timeout: byte-identical', async (t) => {
+  const { port, logs } = startServer(t, fixture);
+  const cases: [string, Record<string, number>][] = [
+    ['f.bin', { blksize: 1468, windowsize: 1, tsize: 0 }],
+    ['f.bin', { blksize: 1468, windowsize: 4, timeout: 2 }],
+    ['f.bin', { blksize: 1468, windowsize: 16, tsize: 0 }],
+    ['exact.bin', { blksize: 1468, windowsize: 16 }],
+    ['ipxe.efi', { blksize: 512, windowsize: 16, tsize: 0, timeout: 1 }],
+    ['empty.bin', { windowsize: 4, tsize: 0 }],
+  ];
+  for (const [name, options] of cases) {
+    const run = await runClient(t, 'atftp', atftp(port, name, options));
+    t.is(run.exitCode, 0, `${name} ${JSON.stringify(options)}: ${run.output}`);
+    t.is(sha256(run.data ?? Buffer.alloc(1)), expected(name), `${name} ${JSON.stringify(options)}`);
+  }
+  t.deepEqual(transferLines(logs).map((l) => [l.blksize, l.windowsize]), cases.map(([, o]) => [o.blksize ?? 512, o.windowsize]));
+});
+
+test('tftp-hpa client, plain RFC 1350: octet and netascii', async (t) => {
+  const { port, logs } = startServer(t, fixture);
+  for (const name of ['f.bin', 'exact.bin', 'empty.bin', 'sub/dir/nested.cfg', 'grub/grub.cfg', 'inside-link']) {
+    const run = await runClient(t, 'tftp', tftpHpa(port, name));
+    t.is(run.exitCode, 0, run.output);
+    t.is(sha256(run.data ?? Buffer.alloc(1)), expected(name), name);
+  }
+  const ascii = await runClient(t, 'tftp', tftpHpa(port, 'text.txt', 'ascii'));
+  t.is(ascii.data?.toString('latin1'), fixture.files.get('text.txt')!.toString('latin1'));
+  const modes = transferLines(logs).map((l) => l.mode);
+  t.is(modes.at(-1), 'netascii');
+  t.true(transferLines(logs).every((l) => l.outcome === 'complete' && l.blksize === 512));
+});
+
+test('tsize is the real size in the OACK; the EDK2 probe (ERROR after OACK) then the real request', async (t) => {
+  const { server, port } = startServer(t, fixture);
+  const client = await rawClient(t, port);
+  client.rrq('ipxe.efi', [{ name: 'tsize', value: '0' }, { name: 'blksize', value: '1468' }]);
+  const oack = await client.next();
+  t.is(oack?.packet.type, 'oack');
+  if (oack?.packet.type !== 'oack') return;
+  t.deepEqual(oack.packet.options, [{ name: 'tsize', value: String(fixture.files.get('ipxe.efi')!.length) }, { name: 'blksize', value: '1468' }]);
+  t.not(oack.port, port, 'the transfer answers from its own port');
+  client.error(ErrorCode.optionRefused, 'tsize probe done', oack.port);
+  client.rrq('ipxe.efi', [{ name: 'blksize', value: '1468' }]);
+  const second = await client.next();
+  t.truthy(second);
+  const data = await client.download(second!, 1468);
+  t.is(sha256(data), expected('ipxe.efi'));
+  await new Promise((r) => setTimeout(r, 50));
+  const { outcomes } = server.stats();
+  t.is(outcomes['aborted-after-oack'], 1);
+  t.is(outcomes.complete, 1);
+  t.is(server.stats().activeTransfers, 0);
+});
+
+test('error codes: 1 not found, 2 write request, 4 illegal operation, 8 option refused, 5 unknown transfer ID', async (t) => {
+  const { server, port } = startServer(t, fixture);
+  const client = await rawClient(t, port);
+  const errorFor = async (send: () => void) => {
+    send();
+    const reply = await client.next();
+    return reply?.packet.type === 'error' ? reply.packet.code : reply?.packet.type;
+  };
+  t.is(await errorFor(() => client.rrq('no-such-file')), ErrorCode.fileNotFound);
+  t.is(await errorFor(() => client.wrq('upload.bin')), ErrorCode.accessViolation);
+  t.is(await errorFor(() => client.rrq('f.bin', [], 'mail')), ErrorCode.illegalOperation);
+  t.is(await errorFor(() => client.send(Buffer.from([0, 9, 1, 2, 3]))), ErrorCode.illegalOperation);
+  t.is(await errorFor(() => client.send(serializeAck(1))), ErrorCode.illegalOperation);
+  t.is(await errorFor(() => client.rrq('f.bin', [{ name: 'blksize', value: '4' }])), ErrorCode.optionRefused);
+  t.is(await errorFor(() => client.rrq('f.bin', [{ name: 'windowsize', value: '0' }])), ErrorCode.optionRefused);
+
+  // A stranger's ACK on a transfer's port gets ERROR 5; the transfer goes on.
+  client.rrq('small.bin');
+  const first = await client.next();
+  t.is(first?.packet.type, 'data');
+  const stranger = await rawClient(t, port);
+  stranger.ack(1, first!.port);
+  const toStranger = await stranger.next();
+  t.is(toStranger?.packet.type === 'error' ? toStranger.packet.code : undefined, ErrorCode.unknownTransferId);
+  const data = await client.download(first!, 512);
+  t.is(sha256(data), expected('small.bin'));
+
+  // Real clients see the same: curl and tftp-hpa fail on a missing file, tftp-hpa's put is refused.
+  t.not((await runClient(t, 'curl', curl(port, 'no-such-file'))).exitCode, 0);
+  const put = await runClient(t, 'tftp', ['-m', 'binary', '127.0.0.1', String(port), '-c', 'put', '/etc/hostname', 'x']);
+  t.regex(put.output, /Access violation|read-only/i);
+  const stats = server.stats();
+  t.is(stats.notFound, 2);
+  t.is(stats.writeRequestsRefused, 2);
+  t.is(stats.illegalRequests, 3);
+  t.is(stats.outcomes['negotiation-refused'], 2);
+  t.is(stats.unknownTransferIds, 1);
+});
+
+test('path escapes are refused with ERROR 2 and logged; symlinks inside the root are served', async (t) => {
+  const { server, port, logs } = startServer(t, fixture);
+  const client = await rawClient(t, port);
+  const escapes = ['../outside/secret', 'sub/../../outside/secret', '/etc/passwd', 'escape-link', 'escape-dir/secret', '..', 'sub'];
+  for (const name of escapes) {
+    client.rrq(name);
+    const reply = await client.next();
+    t.is(reply?.packet.type === 'error' ? reply.packet.code : reply?.packet.type, ErrorCode.accessViolation, JSON.stringify(name));
+  }
+  t.is(server.stats().accessViolations, escapes.length);
+  t.is(logs.filter((l) => l.msg === 'tftp: access violation').length, escapes.length);
+  const atftpEscape = await runClient(t, 'atftp', atftp(port, '../outside/secret', {}));
+  t.not(atftpEscape.data?.toString(), 'not for TFTP clients\n');
+  const curlEscape = await runClient(t, 'curl', curl(port, '../outside/secret'));
+  t.not(curlEscape.exitCode, 0);
+  t.is(curlEscape.data, undefined);
+  const inside = await runClient(t, 'curl', curl(port, 'inside-link', 1468));
+  t.is(sha256(inside.data ?? Buffer.alloc(1)), expected('inside-link'));
+});
+
+test('duplicate ACKs are never answered (no Sorcerer\'s Apprentice); the timer resends', async (t) => {
+  const { port } = startServer(t, fixture, { retransmit: { initialRtoMs: 300 } });
+  const client = await rawClient(t, port);
+  client.rrq('small.bin');
+  const first = await client.next();
+  t.is(first?.packet.type, 'data');
+  client.ack(1, first!.port);
+  const second = await client.next();
+  t.true(second?.packet.type === 'data' && second.packet.block === 2);
+  client.ack(1, first!.port);
+  client.ack(1, first!.port);
+  t.is(await client.next(100), undefined, 'no DATA in answer to a duplicate ACK');
+  const resent = await client.next(2000);
+  t.true(resent?.packet.type === 'data' && resent.packet.block === 2, 'DATA 2 again on timeout');
+  t.is(await client.next(100), undefined, 'exactly once');
+});
+
+test('malformed datagrams on the server port and on a transfer port never stop the server', async (t) => {
+  const { server, port } = startServer(t, fixture);
+  const client = await rawClient(t, port);
+  client.rrq('f.bin', [{ name: 'blksize', value: '1468' }]);
+  const oack = await client.next();
+  t.is(oack?.packet.type, 'oack');
+  const garbage = await rawClient(t, port);
+  for (let i = 0; i < 500; i++) {
+    const junk = randomBytes(i % 40);
+    garbage.send(junk);
+    garbage.send(junk, oack!.port);
+    // Paced, so that the kernel's receive buffers (not the server) decide nothing here.
+    if (i % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const data = await client.download(oack!, 1468);
+  t.is(sha256(data), expected('f.bin'));
+  const after = await runClient(t, 'curl', curl(port, 'small.bin', 1468));
+  t.is(sha256(after.data ?? Buffer.alloc(1)), expected('small.bin'));
+  // Every stranger's datagram that reached the transfer port was counted (a few may be dropped by the
+  // kernel when the machine is loaded, never more than sent).
+  const strangers = server.stats().unknownTransferIds;
+  t.true(strangers > 400 && strangers <= 500, `${strangers}`);
+});
+
+test('16 concurrent clients of the same store file, and closing the server cancels a transfer', async (t) => {
+  const { server, port } = startServer(t, fixture);
+  const runs = await Promise.all(Array.from({ length: 16 }, (_, i) => runClient(t, 'curl', curl(port, 'ipxe.efi', i % 2 ? 1468 : 8192))));
+  for (const run of runs) t.is(sha256(run.data ?? Buffer.alloc(1)), expected('ipxe.efi'));
+  t.is(server.stats().outcomes.complete, 16);
+
+  const client = await rawClient(t, port);
+  client.rrq('f.bin');
+  const first = await client.next();
+  t.is(first?.packet.type, 'data');
+  t.is(server.stats().activeTransfers, 1);
+  await server.close();
+  const last = await client.next();
+  t.true(last?.packet.type === 'error' && last.packet.code === ErrorCode.notDefined);
+  t.is(server.stats().outcomes.cancelled, 1);
+  t.is(server.stats().activeTransfers, 0);
+});
+
+test('a NUL cannot reach a file name on the wire (it ends the name) and sources refuse it when handed one', async (t) => {
+  const { port } = startServer(t, fixture);
+  const client = await rawClient(t, port);
+  // "f.bin\0.txt\0octet\0": the name is "f.bin" and the mode ".txt", which is refused.
+  client.send(Buffer.concat([Buffer.from([0, 1]), Buffer.from('f.bin\0.txt\0octet\0', 'latin1')]));
+  const reply = await client.next();
+  t.is(reply?.packet.type === 'error' ? reply.packet.code : reply?.packet.type, ErrorCode.illegalOperation);
+  const source = new RootDirectorySource(fixture.root);
+  t.like(source.open('f.bin\0.txt'), { error: 'access-violation' });
+  t.like(new ChunkStoreSource(fixture.chunks).open('ipxe.efi\0'), { error: 'access-violation' });
+});
+
+test('keel serve starts TFTP with the head: files published as tftp/<path> in its store are served', async (t) => {
+  const { head } = await startTestHead(t);
+  const ipxe = fixture.files.get('ipxe.efi')!;
+  await new ChunkStore(head.store).putFile('tftp/ipxe.efi', Readable.from([ipxe]));
+  const run = await runClient(t, 'curl', curl(head.tftpPort, 'ipxe.efi', 1468));
+  t.is(sha256(run.data ?? Buffer.alloc(0)), sha256(ipxe));
+  t.is(head.tftp.stats().outcomes.complete, 1);
+});
