@@ -191,3 +191,15 @@ test('cluster endpoints: settings, summary, hosts, sshkeys, cabundle, license, u
   const nodeMeta = (await h.call('GET', '/nodes/meta')).json.data as { fields: { path: string[]; format: string }[] };
   t.is(nodeMeta.fields.find((f) => f.path[0] === 'type')!.format, 'one of unknown, compute, head, simulated');
 });
+
+test('a node read after its network changes shows the new domain (views are cached per node)', async (t) => {
+  const { ok } = await head(t);
+  await ok('POST', '/nets', { name: 'lab', first_ip: '10.9.0.10', ip_count: 50, mask_bits: 24, domain: 'old.example' });
+  await ok('POST', '/nodes', { mac: mac(7) });
+  t.is((await ok('GET', `/node/${mac(7)}`)).domain, 'old.example');
+  await ok('PATCH', '/net/lab', { domain: 'new.example' });
+  t.is((await ok('GET', `/node/${mac(7)}`)).domain, 'new.example');
+  t.is((Object.values(await ok('GET', '/nodes'))[0] as { domain: string }).domain, 'new.example');
+  await ok('PATCH', `/node/${mac(7)}`, { description: 'rack 4' });
+  t.is((await ok('GET', `/node/${mac(7)}`)).description, 'rack 4');
+});

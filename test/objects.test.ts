@@ -43,6 +43,21 @@ test('a frozen record refuses changes and deletion until unfrozen', async (t) =>
   t.is(widgets.findUid('w1'), undefined);
 });
 
+test('cached views follow every change, including deletion', async (t) => {
+  const { widgets } = open(t);
+  const w = await widgets.create('a', { name: 'w3', size: 1 });
+  t.is(widgets.viewOf('w3').size, 1);
+  t.is(widgets.viewOf('w3'), widgets.viewOf(w.uid), 'an unchanged record is served from the cache');
+  await widgets.update('a', 'w3', { size: 2 }, false);
+  t.is(widgets.viewOf('w3').size, 2);
+  t.deepEqual(Object.values(widgets.viewAll()).map((v) => v.size), [2]);
+  await widgets.update('a', 'w3', { name: 'w4' }, false);
+  t.throws(() => widgets.viewOf('w3'), { message: 'No widget found for ID=w3' });
+  await widgets.remove('a', 'w4');
+  t.throws(() => widgets.viewOf(w.uid));
+  t.deepEqual(widgets.viewAll(), {});
+});
+
 test('names that look like a uid are refused; every change is on the feed in order', async (t) => {
   const { store, widgets } = open(t);
   t.regex((await reason(widgets.create('a', { name: 'ab'.repeat(16) })))!, /not look like a UID/);
@@ -57,6 +72,6 @@ test('names that look like a uid are refused; every change is on the feed in ord
 });
 
 test('meta lists the frozen field and the store-maintained fields', (t) => {
-  const paths = describe(new ObjectStore(widgetClass, { collection: () => ({}) } as unknown as Store).fields).fields.map((f) => f.path[0]);
+  const paths = describe(open(t).widgets.fields).fields.map((f) => f.path[0]);
   t.deepEqual(paths.sort(), ['frozen', 'last_modified', 'last_modified_by', 'last_modified_on', 'name', 'size', 'uid']);
 });

@@ -44,8 +44,14 @@ export interface ObjectClass {
    * a node's name and IP, references resolved to uids). Throw an HttpError to refuse it.
    */
   derive?(record: Record<string, unknown>, change: { previous: StoredRecord | undefined; tx: WriteTx; store: Store }): void;
-  /** Add computed fields to what the API returns for a record (after the stored fields). */
+  /**
+   * Add computed fields to what the API returns for a record (after the stored fields). Views are
+   * cached until the record changes: `present` may read only the record and the classes named in
+   * `viewReads`.
+   */
   present?(record: StoredRecord, view: Record<string, unknown>, store: Store): void;
+  /** Classes `present` reads (e.g. a node's network for its domain): a change there drops cached views. */
+  viewReads?: readonly string[];
   /** Reason a record cannot be deleted (e.g. other objects refer to it); checked in the transaction. */
   inUse?(record: StoredRecord, store: Store): string | undefined;
   /**
@@ -70,10 +76,17 @@ export const META_FIELDS: Schema = {
 
 const FROZEN_FIELD: FieldSpec = { type: 'boolean', summary: 'When true, the object cannot be changed or deleted until unfrozen', source: 'admin' };
 
+/**
+ * Views kept per ObjectStore, so that a read of an unchanged object costs an index lookup instead
+ * of a decode and a rebuild (GET /node/<id> is the API's hottest read). Bounded; oldest dropped.
+ */
+const VIEW_CACHE_SIZE = 100_000;
+
 /** Typed access to one class's records, shared by its routes and by sub-resource routes. */
 export class ObjectStore {
   readonly collection: Collection;
   readonly fields: Schema;
+  private readonly views = new Map<string, Readonly<Record<string, unknown>>>();
 
   constructor(
     readonly cls: ObjectClass,
@@ -82,6 +95,12 @@ export class ObjectStore {
     this.collection = store.collection(cls.name, cls.indexes);
     this.fields = cls.frozenReason ? { ...cls.fields, frozen: FROZEN_FIELD } : cls.fields;
     cls.opens?.(store);
+    // Committed changes invalidate before the writer's request returns, so a client always reads
+    // its own writes; a change to a class that views read invalidates them all.
+    store.subscribe((change) => {
+      if (change.class === cls.name) this.views.delete(change.uid);
+      else if (cls.viewReads?.includes(change.class)) this.views.clear();
+    });
   }
 
   /** Uid of the record a URL names: its uid, or a key of one of the class's id indexes. */
@@ -100,6 +119,30 @@ export class ObjectStore {
     const record = uid === undefined ? undefined : this.collection.get(uid);
     if (!record) throw notFound(`No ${this.cls.label} found for ID=${id}`);
     return record;
+  }
+
+  /** The view of the record a URL names (see `view`), from the cache when unchanged. */
+  viewOf(id: string): Readonly<Record<string, unknown>> {
+    const uid = this.findUid(id);
+    const cached = uid === undefined ? undefined : this.views.get(uid);
+    return cached ?? this.cachedView(this.resolve(id));
+  }
+
+  /** Views of every record, keyed by uid (GET on the plural path). */
+  viewAll(): Record<string, Readonly<Record<string, unknown>>> {
+    const all: Record<string, Readonly<Record<string, unknown>>> = {};
+    for (const uid of this.collection.uids()) {
+      const view = this.views.get(uid) ?? (this.collection.get(uid) && this.cachedView(this.collection.get(uid)!));
+      if (view) all[uid] = view;
+    }
+    return all;
+  }
+
+  private cachedView(record: StoredRecord): Readonly<Record<string, unknown>> {
+    const view = Object.freeze(this.view(record));
+    if (this.views.size >= VIEW_CACHE_SIZE) this.views.delete(this.views.keys().next().value!);
+    this.views.set(record.uid, view);
+    return view;
   }
 
   /** What the API returns for a record: schema fields (not write-only) and the meta fields. */
@@ -270,10 +313,7 @@ export function objectRoutes(cls: ObjectClass, paths: { one: string; many: strin
   return [
     {
       method: 'GET', path: many, access: cls.readAccess, summary: `List ${cls.plural}, keyed by uid`,
-      handler: (_req, ctx) => {
-        const store = objects(ctx);
-        return Object.fromEntries(store.collection.list().map((r) => [r.uid, store.view(r)]));
-      },
+      handler: (_req, ctx) => objects(ctx).viewAll(),
     },
     {
       method: 'POST', path: many, access: cls.writeAccess,
@@ -289,7 +329,7 @@ export function objectRoutes(cls: ObjectClass, paths: { one: string; many: strin
     },
     {
       method: 'GET', path: one, access: cls.readAccess, summary: `Get a ${cls.label} by uid or name`,
-      handler: (req, ctx) => objects(ctx).view(objects(ctx).resolve(req.params.id!)),
+      handler: (req, ctx) => objects(ctx).viewOf(req.params.id!),
     },
     {
       method: 'PATCH', path: one, access: cls.writeAccess, summary: `Change the given fields of a ${cls.label}`,

@@ -81,6 +81,11 @@ export class Collection {
     return Array.from(this.records.getRange().map(({ value }) => value));
   }
 
+  /** Every uid, in key order, without decoding records. */
+  uids(): Uid[] {
+    return Array.from(this.records.getKeys());
+  }
+
   count(): number {
     return this.records.getCount();
   }

@@ -61,6 +61,7 @@ export const nodeClass: ObjectClass = {
     if (record.naming_pool !== undefined) record.naming_pool = resolveRef(namingPools(store), 'naming pool', 'naming_pool', record.naming_pool);
     placeNode(store, tx, record, previous);
   },
+  viewReads: ['net'],
   present(record, view, store) {
     view.groups ??= [];
     view.attributes ??= {};
