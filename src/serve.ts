@@ -13,6 +13,7 @@ import { ensureInitialAdmin, signingSecret } from './bootstrap.js';
 import type { KeelConfig } from './config.js';
 import { assertNativeAddons } from './native.js';
 import { startTftpServer } from './net/tftp/from-config.js';
+import { closePowerService } from './power/service.js';
 import type { TftpServer } from './net/tftp/server.js';
 import { ChunkStore } from './store/chunks.js';
 import { Store } from './store/store.js';
@@ -78,6 +79,7 @@ export async function startHead({ config, log, adminPassword, clock = Date.now }
       api.close();
       await tftp.close();
       await localLogin.close();
+      await closePowerService(store);
       await store.close();
     },
   };

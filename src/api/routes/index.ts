@@ -9,10 +9,12 @@ import { hostnameRoutes } from './hostnames.js';
 import { namingPoolRoutes } from './namingpools.js';
 import { networkRoutes } from './networks.js';
 import { nodeRoutes } from './nodes.js';
+import { powerRoutes } from './power.js';
 import { sessionRoutes } from './session.js';
 
 export const allRoutes: readonly Route[] = [...sessionRoutes, ...adminRoutes, ...clusterRoutes,
-  ...nodeRoutes, ...attribRoutes, ...namingPoolRoutes, ...networkRoutes, ...hostnameRoutes, ...dyngroupRoutes];
+  ...nodeRoutes, ...attribRoutes, ...namingPoolRoutes, ...networkRoutes, ...hostnameRoutes, ...dyngroupRoutes,
+  ...powerRoutes];
 
 export function buildRouter(routes: readonly Route[] = allRoutes): Router {
   const router = new Router();

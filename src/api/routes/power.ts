@@ -1,0 +1,147 @@
+// Power control and boot device routes (spec 001: GET/PUT /node/<UID>/power_state), plus bulk
+// forms over a list of nodes, a selector or a dynamic group. See docs/power.md.
+import { nodes, selectorSubjects } from '../../cluster/model.js';
+import { selectNodes } from '../../cluster/selector.js';
+import { NoPowerTarget, powerService, type NodePowerResult } from '../../power/service.js';
+import { parseSteps, POWER_STATES, stepsForState, type PowerStateRequest, type PowerStep } from '../../power/steps.js';
+import type { StoredRecord } from '../../store/store.js';
+import type { ApiContext } from '../context.js';
+import { badRequest, HttpError } from '../errors.js';
+import { objectStore } from '../objects.js';
+import type { Route } from '../route.js';
+import type { Schema } from '../validation.js';
+import { dyngroupClass } from './dyngroups.js';
+import { nodeClass } from './nodes.js';
+
+const power = (ctx: ApiContext) => powerService(ctx.store, ctx.config.server.data_dir, ctx.log);
+const nodeOf = (ctx: ApiContext, id: string) => objectStore(nodeClass, ctx).resolve(id);
+
+/** A BMC that failed: the API answered, the power controller did not. */
+const badGateway = (reason: string) => new HttpError(502, reason);
+
+/** Run a single-node BMC operation: no power target → 400, BMC failure → 502. */
+async function onBmc<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof NoPowerTarget) throw badRequest((err as Error).message);
+    throw badGateway((err as Error).message);
+  }
+}
+
+const ACTION_BODY: Schema = {
+  state: { type: 'string', enum: POWER_STATES, summary: 'power on | power off | power cycle | power reset | power soft' },
+  force: { type: 'boolean', summary: 'With power off: turn off at once instead of a graceful shutdown first' },
+  steps: { type: 'any', summary: 'Explicit steps instead of state, e.g. ["soft", "wait 60", "off"] (docs/power.md)' },
+};
+
+const SELECTION_BODY: Schema = {
+  nodes: { type: 'string[]', summary: 'Nodes (uid, name, MAC or IP)' },
+  selector: { type: 'string', summary: 'Node selector (docs/selector.md)' },
+  dyngroup: { type: 'string', summary: 'Dynamic group (uid or name)' },
+};
+
+function stepsOf(body: Record<string, unknown>): PowerStep[] {
+  if (body.steps !== undefined && body.state !== undefined) throw badRequest(`Send 'state' or 'steps', not both`);
+  if (body.steps !== undefined) {
+    try {
+      return parseSteps(body.steps);
+    } catch (err) {
+      throw badRequest((err as Error).message);
+    }
+  }
+  if (body.state === undefined) throw badRequest(`Missing 'state' (${POWER_STATES.join(', ')}) or 'steps'`);
+  return stepsForState(body.state as PowerStateRequest, body.force === true);
+}
+
+/** The nodes a bulk request names: exactly one of a list, a selector or a dynamic group. */
+function selection(ctx: ApiContext, source: Record<string, unknown>): StoredRecord[] {
+  const given = (['nodes', 'selector', 'dyngroup'] as const).filter((k) => source[k] !== undefined);
+  if (given.length !== 1) throw badRequest(`Name the nodes with exactly one of 'nodes', 'selector' or 'dyngroup'`);
+  if (source.nodes !== undefined) {
+    const ids = source.nodes as string[];
+    if (ids.length === 0) throw badRequest(`'nodes' must not be empty`);
+    const found = new Map<string, StoredRecord>();
+    for (const id of ids) {
+      const node = nodeOf(ctx, id);
+      found.set(node.uid, node);
+    }
+    return [...found.values()];
+  }
+  const selector = source.selector !== undefined
+    ? source.selector as string
+    : objectStore(dyngroupClass, ctx).resolve(source.dyngroup as string).selector as string;
+  const result = selectNodes(selector, selectorSubjects(ctx.store));
+  if (!result.ok) throw badRequest(`Selector at column ${result.column}: ${result.reason}`);
+  const all = nodes(ctx.store);
+  return result.uids.map((uid) => all.get(uid)!).filter((n) => n !== undefined);
+}
+
+/** Selection from a GET query: `nodes` (comma list), `selector` or `dyngroup`. */
+function querySelection(ctx: ApiContext, query: URLSearchParams): StoredRecord[] {
+  const source: Record<string, unknown> = {};
+  if (query.has('nodes')) source.nodes = query.get('nodes')!.split(',').filter((s) => s !== '');
+  if (query.has('selector')) source.selector = query.get('selector');
+  if (query.has('dyngroup')) source.dyngroup = query.get('dyngroup');
+  return selection(ctx, source);
+}
+
+const summary = (results: readonly NodePowerResult[]) => ({ ok: results.filter((r) => r.ok).length, failed: results.filter((r) => !r.ok).length });
+
+export const powerRoutes: Route[] = [
+  {
+    method: 'GET', path: '/node/:id/power_state', access: 'role.authuser',
+    summary: 'Power state: on, off or unknown; ?detail=1 gives {state, reason} (reason when unknown)',
+    handler: async (req, ctx) => {
+      const [state] = await power(ctx).status([nodeOf(ctx, req.params.id!)]);
+      const detail = req.query.get('detail');
+      if (detail !== null && detail !== '0' && detail !== 'false') return { state: state!.state, ...(state!.reason ? { reason: state!.reason } : {}) };
+      return state!.state;
+    },
+  },
+  {
+    method: 'PUT', path: '/node/:id/power_state', access: 'role.poweradmin',
+    summary: 'Power action: state (power on|off|cycle|reset|soft) with force, or steps; answers the state read back',
+    body: ACTION_BODY,
+    handler: async (req, ctx) => {
+      const node = nodeOf(ctx, req.params.id!);
+      const steps = stepsOf(req.body as Record<string, unknown>);
+      const [result] = await power(ctx).apply([node], steps);
+      if (!result!.ok) throw badGateway(result!.reason ?? 'power action failed');
+      return { state: result!.state };
+    },
+  },
+  {
+    method: 'GET', path: '/nodes/power_state', access: 'role.authuser',
+    summary: 'Power state of many nodes (?nodes=a,b | ?selector=… | ?dyngroup=…): [{uid, name, state, reason}]',
+    handler: async (req, ctx) => power(ctx).status(querySelection(ctx, req.query)),
+  },
+  {
+    method: 'PUT', path: '/nodes/power_state', access: 'role.poweradmin',
+    summary: 'Power action on many nodes (nodes | selector | dyngroup): per-node results',
+    body: { ...SELECTION_BODY, ...ACTION_BODY },
+    handler: async (req, ctx) => {
+      const body = req.body as Record<string, unknown>;
+      const steps = stepsOf(body);
+      const results = await power(ctx).apply(selection(ctx, body), steps);
+      return { ...summary(results), results };
+    },
+  },
+  {
+    method: 'GET', path: '/node/:id/bootdev', access: 'role.authuser', summary: 'Next boot device as the BMC reports it: pxe, disk, or the BMC\'s name',
+    handler: async (req, ctx) => {
+      const node = nodeOf(ctx, req.params.id!);
+      return onBmc(() => power(ctx).getBootDevice(node));
+    },
+  },
+  {
+    method: 'PUT', path: '/node/:id/bootdev', access: 'role.poweradmin', summary: 'Set the next boot device (pxe or disk); answers the value read back',
+    body: { device: { type: 'string', enum: ['pxe', 'disk'], required: true, summary: 'pxe or disk' } },
+    handler: async (req, ctx) => {
+      const node = nodeOf(ctx, req.params.id!);
+      const device = (req.body as { device?: 'pxe' | 'disk' }).device;
+      if (device === undefined) throw badRequest(`Missing required field 'device'`);
+      return onBmc(() => power(ctx).setBootDevice(node, device));
+    },
+  },
+];
