@@ -9,13 +9,17 @@ import { ApiServer } from './api/server.js';
 import { LocalLogin } from './api/local-login.js';
 import { TokenService } from './api/tokens.js';
 import { buildRouter } from './api/routes/index.js';
+import { BOOT_PREFIX, buildBootRouter } from './boot/http.js';
 import { ensureInitialAdmin, signingSecret } from './bootstrap.js';
 import type { KeelConfig } from './config.js';
 import { assertNativeAddons } from './native.js';
-import { startTftpServer } from './net/tftp/from-config.js';
 import { closePowerService } from './power/service.js';
+import { startTftpServer } from './net/tftp/from-config.js';
+import { chunkStoreOf } from './api/content.js';
+import { importIpxeBinaries } from './boot/ipxe-binaries.js';
+import { startDhcpServer } from './net/dhcp/from-config.js';
+import type { DhcpServer } from './net/dhcp/server.js';
 import type { TftpServer } from './net/tftp/server.js';
-import { ChunkStore } from './store/chunks.js';
 import { Store } from './store/store.js';
 
 export const LOCAL_LOGIN_SOCKET = 'login.sock';
@@ -28,6 +32,8 @@ export interface Head {
   /** The TFTP server (stats() for the metrics endpoint) and its bound port. */
   tftp: TftpServer;
   tftpPort: number;
+  /** The DHCP server (stats() for the metrics endpoint); undefined while dhcp.interfaces is empty. */
+  dhcp?: DhcpServer;
   /** Where the initial admin's password is, when this start created that admin. */
   initialPassword?: string;
   close(): Promise<void>;
@@ -39,9 +45,11 @@ export interface HeadOptions {
   /** Initial admin password (KEEL_ADMIN_PASSWORD). */
   adminPassword?: string;
   clock?: () => number;
+  /** Import missing iPXE binaries from this directory at start (`keel serve`: Debian's /usr/lib/ipxe). */
+  ipxeImportDir?: string;
 }
 
-export async function startHead({ config, log, adminPassword, clock = Date.now }: HeadOptions): Promise<Head> {
+export async function startHead({ config, log, adminPassword, clock = Date.now, ipxeImportDir }: HeadOptions): Promise<Head> {
   assertNativeAddons();
   const dataDir = resolve(config.server.data_dir);
   // 0700: the store, the one-time password file and the login socket are the owner's alone.
@@ -56,13 +64,18 @@ export async function startHead({ config, log, adminPassword, clock = Date.now }
   await localLogin.listen(join(dataDir, LOCAL_LOGIN_SOCKET));
   const router = buildRouter();
   const context: ApiContext = { config, store, tokens, localLogin, log, clock };
-  const api = new ApiServer(router, context);
+  const api = new ApiServer(router, context, [{ prefix: BOOT_PREFIX, router: buildBootRouter() }]);
   const httpPort = await api.listen(config.server.bind, config.http.port);
   log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');
-  let tftp: TftpServer;
+  let tftp: TftpServer | undefined;
+  let dhcp: DhcpServer | undefined;
   try {
-    tftp = startTftpServer(config, new ChunkStore(store), log);
+    // The one ChunkStore of this store: pins (GC safety) and the manifest cache are per instance.
+    tftp = startTftpServer(config, chunkStoreOf(context), log);
+    if (ipxeImportDir !== undefined) await importIpxeBinaries(chunkStoreOf(context), log, ipxeImportDir);
+    dhcp = startDhcpServer(config, store, httpPort, log);
   } catch (error) {
+    await tftp?.close();
     api.close();
     await localLogin.close();
     await store.close();
@@ -74,8 +87,10 @@ export async function startHead({ config, log, adminPassword, clock = Date.now }
     httpPort,
     tftp,
     tftpPort: tftp.address().port,
+    dhcp,
     initialPassword,
     async close() {
+      await dhcp?.close();
       api.close();
       await tftp.close();
       await localLogin.close();

@@ -1,6 +1,7 @@
 // What a route is: method, path, the role it requires (declared next to its handler), an
-// optional body schema, and the handler. Handlers return the `data` of the success envelope
-// (undefined → `{"success": true}` without data) or throw an HttpError.
+// optional body schema (or `'stream'` for a raw body the handler reads as it arrives), and the
+// handler. Handlers return the `data` of the success envelope (undefined → `{"success": true}`
+// without data), a FileReply (raw bytes, no envelope), or throw an HttpError.
 import type { ApiContext } from './context.js';
 import type { Role } from './rbac.js';
 import type { Schema } from './validation.js';
@@ -23,6 +24,8 @@ export interface Request {
   headers: Record<string, string>;
   /** Parsed JSON body (validated against the route's schema when it declares one). */
   body: unknown;
+  /** The raw body, on routes declaring `body: 'stream'`; iterating it throws if the client aborts. */
+  stream?: AsyncIterable<Buffer>;
   remoteAddress: string;
   /** The authenticated admin; absent on public routes. */
   principal?: Principal;
@@ -33,7 +36,11 @@ export interface Route {
   path: string;
   access: RouteAccess;
   summary: string;
-  /** Fields the JSON body may carry; other fields get 400 `Unhandled parameter(s): …`. */
-  body?: Schema;
+  /**
+   * Fields the JSON body may carry (other fields get 400 `Unhandled parameter(s): …`), or
+   * `'stream'`: any content type, no size limit, read by the handler from `req.stream` with
+   * backpressure (uploads of large files).
+   */
+  body?: Schema | 'stream';
   handler(req: Request, ctx: ApiContext): unknown;
 }

@@ -1,9 +1,14 @@
 // The HTTP server: uWebSockets.js sockets and lifecycle, request bodies read with onData/onAborted
-// under a size limit, and the JSON envelope. Routing, auth and validation live in their own files.
+// (JSON under a size limit, or streamed with backpressure for upload routes), the JSON envelope,
+// and raw file replies (src/boot/send-file.ts). Routing, auth and validation live in their own
+// files. Besides the API under /api/v1, other routers can be mounted on their own prefix (the
+// public boot path /boot).
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { endHead, sendFile } from '../boot/send-file.js';
 import { loadUws } from '../native.js';
+import { BodyAborted, BodyStream } from './body-stream.js';
 import type { ApiContext } from './context.js';
-import { dispatch, type Reply } from './dispatch.js';
+import { API_PREFIX, dispatch, type Reply } from './dispatch.js';
 import { badRequest, payloadTooLarge, unsupportedMediaType } from './errors.js';
 import type { Router } from './router.js';
 import type { Request } from './route.js';
@@ -32,6 +37,16 @@ interface Exchange {
   res: HttpResponse;
   aborted: boolean;
   done: boolean;
+  /** Run when the client aborts (uWS keeps one onAborted handler per response: this is it). */
+  abortHandlers: (() => void)[];
+  /** The streamed body, on `body: 'stream'` routes. */
+  stream?: BodyStream;
+}
+
+/** A router serving the paths under `prefix`. */
+export interface Mount {
+  prefix: string;
+  router: Router;
 }
 
 function normaliseAddress(text: string): string {
@@ -41,11 +56,15 @@ function normaliseAddress(text: string): string {
 export class ApiServer {
   private readonly app: TemplatedApp;
   private listenSocket?: us_listen_socket;
+  private readonly mounts: Mount[];
 
   constructor(
-    private readonly router: Router,
+    router: Router,
     private readonly ctx: ApiContext,
+    /** Routers besides the API, e.g. `{ prefix: '/boot', router }`. */
+    mounts: readonly Mount[] = [],
   ) {
+    this.mounts = [...mounts, { prefix: API_PREFIX, router }];
     this.app = loadUws().App();
     this.app.any('/*', (res, req) => this.onRequest(res, req));
   }
@@ -68,9 +87,10 @@ export class ApiServer {
   }
 
   private onRequest(res: HttpResponse, raw: HttpRequest): void {
-    const exchange: Exchange = { res, aborted: false, done: false };
+    const exchange: Exchange = { res, aborted: false, done: false, abortHandlers: [] };
     res.onAborted(() => {
       exchange.aborted = true;
+      for (const handler of exchange.abortHandlers) handler();
     });
     // Everything from `raw` must be read now: uWS invalidates it when this function returns.
     const method = raw.getCaseSensitiveMethod().toUpperCase();
@@ -92,9 +112,15 @@ export class ApiServer {
   }
 
   private async handle(exchange: Exchange, req: Request): Promise<void> {
-    const reply = await dispatch(this.router, this.ctx, req, () => this.readBody(exchange, req));
+    const mount = this.mounts.find((m) => req.path.startsWith(m.prefix + '/')) ?? this.mounts[this.mounts.length - 1]!;
+    // dispatch calls readBody/openStream before its first await, i.e. still inside the uWS
+    // request callback, which is where onData must be attached.
+    const reply = await dispatch(mount.router, this.ctx, req, () => this.readBody(exchange, req), {
+      prefix: mount.prefix,
+      openStream: () => this.openStream(exchange),
+    });
     if (reply.status >= 500) this.ctx.log.error({ method: req.method, path: req.path, reason: reply.payload.reason }, 'request failed');
-    this.send(exchange, reply);
+    this.send(exchange, req, reply);
   }
 
   /** Read and parse a JSON body; undefined when there is none. */
@@ -127,22 +153,46 @@ export class ApiServer {
         }
       });
       // A request that is aborted mid-body never calls isLast: settle so nothing waits forever.
-      exchange.res.onAborted(() => {
-        exchange.aborted = true;
-        resolve(undefined);
-      });
+      exchange.abortHandlers.push(() => resolve(undefined));
     });
   }
 
-  private send(exchange: Exchange, reply: Reply): void {
+  /** The body as it arrives, with uWS pause/resume as backpressure. */
+  private openStream(exchange: Exchange): BodyStream {
+    const { res } = exchange;
+    const stream = new BodyStream({
+      pause: () => {
+        if (!exchange.aborted) res.pause();
+      },
+      resume: () => {
+        if (!exchange.aborted) res.resume();
+      },
+    });
+    // uWS neuters the chunk's memory after this callback: the stream gets a copy.
+    res.onData((chunk, isLast) => stream.push(Buffer.from(new Uint8Array(chunk)), isLast));
+    exchange.abortHandlers.push(() => stream.fail(new BodyAborted()));
+    exchange.stream = stream;
+    return stream;
+  }
+
+  private send(exchange: Exchange, req: Request, reply: Reply): void {
     if (exchange.aborted || exchange.done) return;
     exchange.done = true;
+    const { res } = exchange;
+    // A streamed body the handler did not read to the end: the connection cannot be reused.
+    const unreadBody = exchange.stream !== undefined && !exchange.stream.complete;
+    exchange.stream?.unpause();
+    if (reply.file) {
+      sendFile({ res, isAborted: () => exchange.aborted, onAbort: (handler) => exchange.abortHandlers.push(handler) }, req.method, req.headers, reply.file);
+      return;
+    }
     const body = JSON.stringify(reply.payload);
-    exchange.res.cork(() => {
-      exchange.res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status));
-      exchange.res.writeHeader('Content-Type', 'application/json');
-      for (const [key, value] of Object.entries(reply.headers)) exchange.res.writeHeader(key, value);
-      exchange.res.end(body, reply.close);
+    res.cork(() => {
+      res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status));
+      res.writeHeader('Content-Type', 'application/json');
+      for (const [key, value] of Object.entries(reply.headers)) res.writeHeader(key, value);
+      if (req.method === 'HEAD') endHead(res, Buffer.byteLength(body));
+      else res.end(body, reply.close || unreadBody);
     });
   }
 }

@@ -174,7 +174,9 @@ export class ChunkStore {
     options: { chunkSize?: number } = {},
   ) {
     this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    this.files = store.openDatabase<Manifest, string>(FILES_DB, { encoding: 'msgpack' });
+    // Cached decoded manifests (lmdb-js invalidates an entry on every write through this handle):
+    // a 4 GiB file's manifest is 4096 hashes, too much to decode for every range request.
+    this.files = store.openDatabase<Manifest, string>(FILES_DB, { encoding: 'msgpack', cache: true });
     this.chunks = store.openDatabase<Buffer, Buffer>(CHUNKS_DB, { keyEncoding: 'binary', encoding: 'binary' });
     this.refs = store.openDatabase<number, Buffer>(REFS_DB, { keyEncoding: 'binary', encoding: 'msgpack' });
   }

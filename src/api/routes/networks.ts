@@ -35,6 +35,9 @@ export function networkProblem(record: Record<string, unknown>): string | undefi
   }
   if ((record.first_index as number | undefined ?? 0) < 0) return `Field 'first_index' must be 0 or more`;
   if (record.domain !== undefined && !DOMAIN.test(record.domain as string)) return `Field 'domain' must be a DNS domain name, e.g. cluster.local`;
+  for (const [i, dns] of ((record.dns_servers as string[] | undefined) ?? []).entries())
+    if (parseIPv4(dns) === undefined) return `Field 'dns_servers' item ${i} must be an IPv4 address`;
+  if (record.lease_time !== undefined && ((record.lease_time as number) < 60 || (record.lease_time as number) > 0xfffffffe)) return `Field 'lease_time' must be between 60 and 4294967294 seconds`;
   if (record.node_iface !== undefined && !IFACE.test(record.node_iface as string)) return `Field 'node_iface' must be an interface name (1-15 characters, no '/', ':' or whitespace)`;
   return undefined;
 }
@@ -58,6 +61,9 @@ export const networkClass: ObjectClass = {
     gateway_ip: { type: 'string', summary: 'IPv4 address of the gateway; must be inside the subnet' },
     domain: { type: 'string', summary: 'DNS domain of the nodes on this network (default cluster.local)' },
     node_iface: { type: 'string', summary: 'Network interface the nodes boot from' },
+    dhcp_mode: { type: 'string', enum: ['proxy', 'authoritative'], summary: 'DHCP on this subnet: proxy (default; boot information only, beside the site\'s DHCP server) or authoritative (keel leases node addresses; docs/dhcp.md)' },
+    dns_servers: { type: 'string[]', summary: 'IPv4 addresses of DNS servers given to nodes by authoritative DHCP' },
+    lease_time: { type: 'integer', summary: 'Authoritative DHCP lease time in seconds (default 3600)' },
   },
   validate: networkProblem,
   inUse: (record, store) => referrers(store, record.uid, `network ${String(record.name ?? record.uid)}`),

@@ -1,0 +1,139 @@
+// keel vs nginx (Debian's, sendfile on) serving the same 1 GiB file, in one run: a single stream
+// with curl, then wrk with 64 connections over the same random 1 MiB and 64 KiB ranges (fixed
+// seeds). Each server gets CPU 0 (nginx: one worker; keel: its one thread), the clients CPU 1.
+// Prints MB/s, the ratios keel/nginx, and keel's peak RSS during the 64-connection runs.
+//   node --import tsx bench/http/run.ts [--size-mib 1024] [--seconds 10]
+import { chmodSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { execa, type ResultPromise } from 'execa';
+import { seededBytes } from '../../test/helpers/seeded-bytes.js';
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const MiB = 1024 * 1024;
+const size = arg('size-mib', 1024) * MiB;
+const seconds = arg('seconds', 10);
+const work = mkdtempSync(join(tmpdir(), 'keel-bench-http-'));
+chmodSync(work, 0o755);
+const children: ResultPromise[] = [];
+const cleanup = () => {
+  // SIGTERM: nginx's master then stops its worker (SIGKILL would orphan it).
+  for (const child of children) child.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true });
+};
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+// The file, generated from a seed, for nginx; keel gets the same bytes by upload.
+const filePath = join(work, 'www', 'bench.img');
+mkdirSync(join(work, 'www'), { mode: 0o755 });
+{
+  const out = createWriteStream(filePath, { mode: 0o644 });
+  for await (const piece of seededBytes(42, size, { pieceSize: MiB })) if (!out.write(piece)) await once(out, 'drain');
+  out.end();
+  await once(out, 'finish');
+}
+
+// nginx in the foreground with a generated config on a test port.
+const nginxPort = 18600 + (process.pid % 1000);
+const nginxConf = join(work, 'nginx.conf');
+writeFileSync(nginxConf, `daemon off;
+worker_processes 1;
+worker_cpu_affinity 01;
+pid ${work}/nginx.pid;
+error_log ${work}/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path ${work}/nginx-body;
+  server {
+    listen 127.0.0.1:${nginxPort};
+    root ${work}/www;
+  }
+}
+`);
+const nginx = execa('taskset', ['-c', '0', 'nginx', '-c', nginxConf, '-g', 'user root;'], { reject: false });
+children.push(nginx);
+
+// keel: a head on a free port, its data directory in the work dir.
+const keel = execa('taskset', ['-c', '0', process.execPath, '--import', 'tsx', 'bench/http/keel-server.ts', '0', join(work, 'keel')], { reject: false, buffer: false });
+children.push(keel);
+const exited = keel.then((r) => Promise.reject(new Error(`keel exited before listening: ${String(r.stderr ?? r.exitCode)}`)));
+const [line] = (await Promise.race([once(keel.stdout!, 'data'), exited])) as [Buffer];
+const { port: keelPort, token } = JSON.parse(line.toString()) as { port: number; token: string };
+const keelPid = keel.pid!; // taskset execs node, and tsx runs in-process
+
+const api = `http://127.0.0.1:${keelPort}/api/v1`;
+await fetch(`${api}/images`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ name: 'bench' }) });
+console.error(`uploading ${size / MiB} MiB to keel…`);
+const uploadStart = performance.now();
+// Chunked: this uWS build refuses a Content-Length of 10 or more digits (≥ 1e9 bytes).
+await execa('curl', ['-sf', '-T', filePath, '-H', 'Transfer-Encoding: chunked', '-H', `Authorization: Bearer ${token}`, `${api}/image/bench/content`]);
+const uploadSeconds = (performance.now() - uploadStart) / 1000;
+const targets = { keel: `http://127.0.0.1:${keelPort}/boot/image/bench`, nginx: `http://127.0.0.1:${nginxPort}/bench.img` };
+const baseRss = rssOf(keelPid);
+
+/** Resident anonymous memory (heap, buffers): VmRSS also counts the LMDB map's file pages, which are page cache. */
+function rssOf(pid: number, field: 'RssAnon' | 'VmRSS' = 'RssAnon'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
+}
+
+async function singleStream(url: string): Promise<number> {
+  let best = 0;
+  for (let i = 0; i < 3; i++) {
+    const { stdout } = await execa('taskset', ['-c', '1', 'curl', '-sf', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', url]);
+    const [bytes, time] = stdout.split(' ').map(Number) as [number, number];
+    if (bytes !== size) throw new Error(`${url}: got ${bytes} bytes, expected ${size}`);
+    best = Math.max(best, bytes / time / 1e6);
+  }
+  return best;
+}
+
+async function ranges(url: string, rangeSize: number): Promise<{ mbps: number; rps: number; errors: number; p99ms: number; peakRss: number; peakTotal: number }> {
+  const { pathname, origin } = new URL(url);
+  let peakRss = 0;
+  let peakTotal = 0;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, rssOf(keelPid));
+    peakTotal = Math.max(peakTotal, rssOf(keelPid, 'VmRSS'));
+  }, 100);
+  const { stdout } = await execa('taskset', ['-c', '1', 'wrk', '-t', '2', '-c', '64', '-d', `${seconds}s`, '-s', 'bench/http/ranges.lua', origin], {
+    env: { BENCH_PATH: pathname, BENCH_FILE_SIZE: String(size), BENCH_RANGE_SIZE: String(rangeSize) },
+  });
+  clearInterval(sampler);
+  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { bytes: number; requests: number; errors: number; duration_us: number; p99_us: number };
+  return { mbps: result.bytes / result.duration_us, rps: result.requests / (result.duration_us / 1e6), errors: result.errors, p99ms: result.p99_us / 1000, peakRss, peakTotal };
+}
+
+const report: Record<string, unknown> = { size_mib: size / MiB, seconds, upload_mbps: +(size / uploadSeconds / 1e6).toFixed(0) };
+console.error('single stream…');
+const single = { keel: await singleStream(targets.keel), nginx: await singleStream(targets.nginx) };
+report.single_stream_mbps = { keel: +single.keel.toFixed(0), nginx: +single.nginx.toFixed(0), ratio: +(single.keel / single.nginx).toFixed(2) };
+let peak = 0;
+let peakTotal = 0;
+for (const rangeSize of [MiB, 64 * 1024]) {
+  console.error(`64 connections, ${rangeSize / 1024} KiB ranges…`);
+  const k = await ranges(targets.keel, rangeSize);
+  const n = await ranges(targets.nginx, rangeSize);
+  peak = Math.max(peak, k.peakRss);
+  peakTotal = Math.max(peakTotal, k.peakTotal);
+  report[`c64_${rangeSize / 1024}KiB`] = {
+    keel: { mbps: +k.mbps.toFixed(0), rps: +k.rps.toFixed(0), p99_ms: k.p99ms, errors: k.errors },
+    nginx: { mbps: +n.mbps.toFixed(0), rps: +n.rps.toFixed(0), p99_ms: n.p99ms, errors: n.errors },
+    ratio: +(k.mbps / n.mbps).toFixed(2),
+  };
+}
+report.keel_rss_mb = {
+  anon_before_ranges: +(baseRss / 1e6).toFixed(0),
+  anon_peak_during_c64: +(peak / 1e6).toFixed(0),
+  vmrss_peak_during_c64_incl_lmdb_map: +(peakTotal / 1e6).toFixed(0),
+};
+console.log(JSON.stringify(report, null, 2));
+process.exit(0);

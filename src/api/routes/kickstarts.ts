@@ -1,0 +1,41 @@
+// Kickstart files (spec 000, GET /kickstart/<NAME>): public raw text for installers, plus an API
+// to list, upload and delete them (admins may also copy files into <data-dir>/kickstarts/).
+import { FileReply, bufferContent } from '../../boot/file-reply.js';
+import { listKickstarts, MAX_KICKSTART_BYTES, readKickstart, removeKickstart, writeKickstart } from '../../boot/kickstart.js';
+import { badRequest, HttpError } from '../errors.js';
+import type { Route } from '../route.js';
+
+export const kickstartRoutes: Route[] = [
+  {
+    method: 'GET', path: '/kickstart/:name', access: 'public', summary: 'A kickstart file as it is (raw text, no envelope)',
+    handler: async (req, ctx) => {
+      const { text, mtime } = await readKickstart(ctx.config.server.data_dir, req.params.name!);
+      return new FileReply(bufferContent(Buffer.from(text, 'utf8'), mtime), { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache' });
+    },
+  },
+  {
+    method: 'PUT', path: '/kickstart/:name', access: 'role.fulladmin', body: 'stream',
+    summary: `Upload a kickstart file (raw request body, at most ${MAX_KICKSTART_BYTES} bytes)`,
+    handler: async (req, ctx) => {
+      const parts: Buffer[] = [];
+      let size = 0;
+      for await (const piece of req.stream!) {
+        size += piece.length;
+        if (size > MAX_KICKSTART_BYTES) throw new HttpError(413, `Kickstart files are limited to ${MAX_KICKSTART_BYTES} bytes`);
+        parts.push(piece);
+      }
+      const bytes = Buffer.concat(parts, size);
+      if (bytes.includes(0)) throw badRequest('A kickstart file must be text (it contains NUL bytes)');
+      await writeKickstart(ctx.config.server.data_dir, req.params.name!, bytes);
+      return { name: req.params.name, size };
+    },
+  },
+  {
+    method: 'DELETE', path: '/kickstart/:name', access: 'role.fulladmin', summary: 'Delete a kickstart file',
+    handler: async (req, ctx) => removeKickstart(ctx.config.server.data_dir, req.params.name!),
+  },
+  {
+    method: 'GET', path: '/kickstarts', access: 'role.authuser', summary: 'Kickstart files: name, size, mtime',
+    handler: (_req, ctx) => listKickstarts(ctx.config.server.data_dir),
+  },
+];

@@ -1,0 +1,79 @@
+// What the DHCP server needs from the cluster model, read from the store: which mode a subnet is
+// in (Network `dhcp_mode`), what a known node gets (its computed IP and its network's router, DNS,
+// domain, lease time), whether unknown nodes may register, and their registration. Networks are
+// cached and refreshed from the change feed; nodes are read per request (one LMDB index lookup).
+import { formatIPv4, inSubnet, parseIPv4, subnetBase } from '../../cluster/address.js';
+import { networks, nodes, openClusterCollections } from '../../cluster/model.js';
+import { clusterSettings } from '../../cluster/settings.js';
+import { objectStore } from '../../api/objects.js';
+import { DEFAULT_DOMAIN, nodeClass } from '../../api/routes/nodes.js';
+import type { Store, StoredRecord } from '../../store/store.js';
+import type { NodeBinding } from './handler-authoritative.js';
+
+export const DEFAULT_LEASE_SECONDS = 3600;
+
+export type SubnetMode = { mode: 'proxy' } | { mode: 'authoritative'; network: StoredRecord };
+
+export class DhcpDirectory {
+  private networkCache: StoredRecord[] | undefined;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly store: Store) {
+    openClusterCollections(store);
+    this.unsubscribe = store.subscribe((change) => {
+      if (change.class === 'net') this.networkCache = undefined;
+    });
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  /** The mode of the subnet `address` (the arrival interface's address, or the relay's giaddr) is in. */
+  modeFor(address: string): SubnetMode {
+    const value = parseIPv4(address);
+    if (value === undefined) return { mode: 'proxy' };
+    this.networkCache ??= networks(this.store).list();
+    const network = this.networkCache.find(
+      (net) => net.dhcp_mode === 'authoritative' && inSubnet(value, subnetBase(parseIPv4(net.first_ip as string)!, net.mask_bits as number), net.mask_bits as number),
+    );
+    return network ? { mode: 'authoritative', network } : { mode: 'proxy' };
+  }
+
+  /**
+   * What the node with `mac` gets on `network`; undefined when no node has that MAC. A node whose
+   * address is on another network (or that has none) is a `problem`, not a binding.
+   */
+  binding(mac: string, network: StoredRecord): NodeBinding | { problem: string } | undefined {
+    const collection = nodes(this.store);
+    const uid = collection.lookup('mac', mac);
+    const node = uid === undefined ? undefined : collection.get(uid);
+    if (!node) return undefined;
+    if (typeof node.ip !== 'string') return { problem: `node ${String(node.name)} (${mac}) has no IP address: give its naming pool a network` };
+    const maskBits = network.mask_bits as number;
+    const base = subnetBase(parseIPv4(network.first_ip as string)!, maskBits);
+    if (!inSubnet(parseIPv4(node.ip)!, base, maskBits)) {
+      return { problem: `node ${String(node.name)} (${mac}) has IP ${node.ip}, outside ${formatIPv4(base)}/${maskBits} where it asked` };
+    }
+    const router = (network.router_ip ?? network.gateway_ip) as string | undefined;
+    return {
+      nodeUid: node.uid,
+      ip: node.ip,
+      subnetMask: formatIPv4(maskBits === 0 ? 0 : (0xffffffff << (32 - maskBits)) >>> 0),
+      routers: router === undefined ? [] : [router],
+      dnsServers: (network.dns_servers as string[] | undefined) ?? [],
+      domain: (network.domain as string | undefined) ?? DEFAULT_DOMAIN,
+      hostname: String(node.name),
+      leaseSeconds: (network.lease_time as number | undefined) ?? DEFAULT_LEASE_SECONDS,
+    };
+  }
+
+  acceptNewNodes(): boolean {
+    return clusterSettings(this.store).accept_new_nodes === true;
+  }
+
+  /** Registers an unknown MAC as a node of the default pool, as POST /nodes would. */
+  async registerNode(mac: string): Promise<StoredRecord> {
+    return objectStore(nodeClass, { store: this.store }).create('dhcp', { mac, description: 'registered by DHCP (accept_new_nodes)' });
+  }
+}

@@ -1,0 +1,268 @@
+// The DHCP server: owns the sockets (ports 67 and 4011 on each named interface, SO_BINDTODEVICE),
+// parses, rate-limits per MAC, picks the handler by the mode of the subnet the request came from
+// (the arrival interface's address, or the relay's giaddr), writes leases before their ACK leaves,
+// and replies from the arrival interface's address. Handlers stay pure (handler-*.ts).
+import type { Logger } from 'pino';
+import { createSocket, type Datagram, type UdpSocket } from 'dgram-native';
+import type { LeaseStore } from '../../store/leases.js';
+import { parseDhcp, serializeDhcp, type DhcpPacket } from './codec.js';
+import type { DhcpDirectory } from './directory.js';
+import { handleAuthoritative, type AuthoritativeResult, type LeaseChange } from './handler-authoritative.js';
+import { DHCP_SERVER_PORT, MESSAGE_TYPE_NAMES, messageTypeOf, PXE_PORT, type HandlerResult, type OutgoingReply, type RequestContext } from './handler.js';
+import { handleProxy } from './handler-proxy.js';
+import { Option, getOption } from './options.js';
+
+export interface DhcpServerOptions {
+  interfaces: readonly string[];
+  directory: DhcpDirectory;
+  leases: LeaseStore;
+  /** HTTP port of the head, for iPXE script and HTTP boot URLs. */
+  httpPort: number;
+  log: Logger;
+  /** Port numbers (tests and benchmarks may move them off 67/4011). */
+  serverPort?: number;
+  pxePort?: number;
+  /** Per-MAC token bucket: `burst` requests at once, refilled at `perSecond`. */
+  rateLimit?: { burst: number; perSecond: number };
+  clock?: () => number;
+}
+
+/** Upper bounds (µs) of the latency histogram buckets; the last bucket is everything above. */
+export const LATENCY_BUCKETS_US = [50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000] as const;
+
+export interface DhcpServerStats {
+  /** Parsed requests by message type (DISCOVER, REQUEST, …; BOOTP for none). */
+  received: Record<string, number>;
+  /** Replies sent by message type. */
+  sent: Record<string, number>;
+  /** Requests not answered, by reason (not-pxe, unknown-node, rate-limited, malformed, …). */
+  drops: Record<string, number>;
+  leaseWrites: number;
+  nodesRegistered: number;
+  /** Receive → send of answered requests, µs; `buckets[i]` counts ≤ LATENCY_BUCKETS_US[i], the last one the rest. */
+  latency: { count: number; sumMicros: number; maxMicros: number; buckets: number[] };
+}
+
+const UNKNOWN_LOG_INTERVAL_MS = 60_000;
+const DEFAULT_RATE_LIMIT = { burst: 20, perSecond: 10 };
+/** Option 57 is the whole IP datagram: the DHCP message gets it less IP (20) and UDP (8) headers. */
+const IP_UDP_HEADERS = 28;
+const RFC2131_MIN_MESSAGE = 576;
+
+export class DhcpServer {
+  private readonly sockets: { socket: UdpSocket; port: number }[] = [];
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  /** Last time something was logged per key (MAC or source): at most once per minute each. */
+  private readonly lastLogged = new Map<string, number>();
+  private readonly registering = new Set<string>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly clock: () => number;
+  private readonly rate: { burst: number; perSecond: number };
+  private readonly counters: DhcpServerStats = {
+    received: {}, sent: {}, drops: {}, leaseWrites: 0, nodesRegistered: 0,
+    latency: { count: 0, sumMicros: 0, maxMicros: 0, buckets: new Array<number>(LATENCY_BUCKETS_US.length + 1).fill(0) },
+  };
+
+  constructor(private readonly options: DhcpServerOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.rate = options.rateLimit ?? DEFAULT_RATE_LIMIT;
+    const ports = [options.serverPort ?? DHCP_SERVER_PORT, options.pxePort ?? PXE_PORT];
+    try {
+      for (const name of options.interfaces) {
+        for (const port of ports) {
+          // One socket per interface and port, bound to the device: a request is only ever seen on
+          // an interface named in the config, and the reply leaves by it.
+          const socket = createSocket({ port, interface: name, reuseAddr: true, broadcast: true, pktinfo: true, batchSize: 64, recvBufferSize: 4 << 20 });
+          socket.on('message', (datagram: Datagram) => this.receive(socket, port, datagram));
+          socket.on('error', (error) => options.log.warn({ err: error, interface: name, port }, 'DHCP socket error'));
+          this.sockets.push({ socket, port });
+        }
+      }
+    } catch (error) {
+      for (const { socket } of this.sockets) void socket.close();
+      throw error;
+    }
+    this.sweeper = setInterval(() => this.sweep(), UNKNOWN_LOG_INTERVAL_MS).unref();
+  }
+
+  stats(): DhcpServerStats {
+    return structuredClone(this.counters);
+  }
+
+  /** Closes the sockets and the directory (its change-feed subscription). */
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.options.directory.close();
+    await Promise.all(this.sockets.map(({ socket }) => socket.close()));
+  }
+
+  private receive(socket: UdpSocket, port: number, datagram: Datagram): void {
+    const start = process.hrtime.bigint();
+    const parsed = parseDhcp(datagram.data);
+    if (!parsed.ok) {
+      this.drop('malformed');
+      this.logOnce(`malformed ${datagram.address}`, () => this.options.log.warn({ source: datagram.address, port: datagram.port, reason: parsed.reason }, 'malformed DHCP packet dropped'));
+      return;
+    }
+    const request = parsed.packet;
+    const type = messageTypeOf(request);
+    const typeName = type === undefined ? 'BOOTP' : (MESSAGE_TYPE_NAMES[type] ?? `TYPE${type}`);
+    this.counters.received[typeName] = (this.counters.received[typeName] ?? 0) + 1;
+    if (datagram.localAddress === undefined || datagram.localAddress === '0.0.0.0') {
+      this.drop('no-local-address');
+      this.logOnce(`noaddr ${datagram.ifname}`, () => this.options.log.warn({ interface: datagram.ifname }, 'DHCP request on an interface without an IPv4 address: not answered'));
+      return;
+    }
+    if (!this.takeToken(request.chaddr)) {
+      this.drop('rate-limited');
+      return;
+    }
+    const onPxePort = port === (this.options.pxePort ?? PXE_PORT);
+    const context: RequestContext = {
+      serverAddress: datagram.localAddress,
+      localPort: port,
+      onPxePort,
+      source: { address: datagram.address, port: datagram.port },
+      httpPort: this.options.httpPort,
+    };
+    const send = (reply: OutgoingReply) => this.send(socket, datagram, request, reply, start);
+    // Port 4011 is PXE boot server discovery: proxy semantics whatever the subnet's mode.
+    const subnet = onPxePort ? { mode: 'proxy' as const } : this.options.directory.modeFor(request.giaddr !== '0.0.0.0' ? request.giaddr : datagram.localAddress);
+    if (subnet.mode === 'proxy') {
+      this.finish(handleProxy(request, context), send);
+      return;
+    }
+    const binding = this.options.directory.binding(request.chaddr, subnet.network);
+    if (binding !== undefined && 'problem' in binding) {
+      this.drop('node-misconfigured');
+      this.logOnce(`problem ${request.chaddr}`, () => this.options.log.warn({ mac: request.chaddr }, `DHCP: ${binding.problem}`));
+      return;
+    }
+    if (binding === undefined && type !== undefined && this.options.directory.acceptNewNodes()) {
+      this.register(request.chaddr, () => this.receive(socket, port, datagram));
+      return;
+    }
+    const result = handleAuthoritative(request, context, binding);
+    if ('drop' in result && result.drop === 'unknown-node') {
+      this.logOnce(`unknown ${request.chaddr}`, () => this.options.log.info({ mac: request.chaddr }, 'DHCP request from an unknown MAC ignored (accept_new_nodes is off)'));
+    }
+    this.finish(result, send);
+  }
+
+  /** Registers `mac` once, then handles the request again (the client's retransmissions meanwhile are dropped). */
+  private register(mac: string, retry: () => void): void {
+    if (this.registering.has(mac)) {
+      this.drop('registering');
+      return;
+    }
+    this.registering.add(mac);
+    this.options.directory.registerNode(mac).then(
+      (node) => {
+        this.counters.nodesRegistered += 1;
+        this.options.log.info({ mac, node: node.name, ip: node.ip }, 'DHCP registered a new node (accept_new_nodes)');
+        this.registering.delete(mac);
+        retry();
+      },
+      (error: unknown) => {
+        this.registering.delete(mac);
+        this.drop('register-failed');
+        this.logOnce(`register ${mac}`, () => this.options.log.warn({ mac, err: error }, 'DHCP could not register a new node'));
+      },
+    );
+  }
+
+  private finish(result: HandlerResult | AuthoritativeResult, send: (reply: OutgoingReply) => void): void {
+    const lease = (result as AuthoritativeResult).lease;
+    if ('drop' in result) {
+      this.drop(result.drop);
+      if (lease) void this.writeLease(lease);
+      return;
+    }
+    if (!lease) {
+      send(result.reply);
+      return;
+    }
+    // An ACK promises the address: it leaves only once the lease is on disk.
+    this.writeLease(lease).then(
+      (written) => (written ? send(result.reply) : this.drop('lease-write-failed')),
+      () => this.drop('lease-write-failed'),
+    );
+  }
+
+  private async writeLease(change: LeaseChange): Promise<boolean> {
+    try {
+      if (change.op === 'release') {
+        await this.options.leases.remove(change.mac);
+      } else {
+        const now = Math.floor(this.clock() / 1000);
+        await this.options.leases.put({ mac: change.mac, ip: change.ip, nodeUid: change.nodeUid, granted: now, expires: now + change.leaseSeconds });
+      }
+      this.counters.leaseWrites += 1;
+      return true;
+    } catch (error) {
+      this.logOnce('lease-write', () => this.options.log.error({ err: error, mac: change.mac }, 'DHCP lease could not be written'));
+      return false;
+    }
+  }
+
+  private send(socket: UdpSocket, datagram: Datagram, request: DhcpPacket, reply: OutgoingReply, start: bigint): void {
+    const maxMessage = getOption(request.options, Option.maxMessageSize) ?? RFC2131_MIN_MESSAGE;
+    let bytes: Buffer;
+    try {
+      bytes = serializeDhcp(reply.packet, { maxLength: maxMessage - IP_UDP_HEADERS });
+    } catch (error) {
+      this.drop('reply-too-large');
+      this.logOnce(`serialize ${request.chaddr}`, () => this.options.log.error({ err: error, mac: request.chaddr }, 'DHCP reply could not be encoded'));
+      return;
+    }
+    try {
+      // Broadcasts must leave by the arrival interface; every reply comes from its address.
+      const broadcast = reply.address === '255.255.255.255';
+      socket.send(bytes, reply.port, reply.address, { sourceAddress: datagram.localAddress, ...(broadcast ? { ifindex: datagram.ifindex } : {}) });
+    } catch (error) {
+      this.drop('send-failed');
+      this.logOnce(`send ${reply.address}`, () => this.options.log.warn({ err: error, to: reply.address }, 'DHCP reply could not be sent'));
+      return;
+    }
+    const type = messageTypeOf(reply.packet);
+    const name = type === undefined ? 'BOOTP' : (MESSAGE_TYPE_NAMES[type] ?? `TYPE${type}`);
+    this.counters.sent[name] = (this.counters.sent[name] ?? 0) + 1;
+    const micros = Number(process.hrtime.bigint() - start) / 1000;
+    const latency = this.counters.latency;
+    latency.count += 1;
+    latency.sumMicros += micros;
+    latency.maxMicros = Math.max(latency.maxMicros, micros);
+    const bucket = LATENCY_BUCKETS_US.findIndex((bound) => micros <= bound);
+    latency.buckets[bucket === -1 ? LATENCY_BUCKETS_US.length : bucket]! += 1;
+  }
+
+  private drop(reason: string): void {
+    this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + 1;
+  }
+
+  private takeToken(mac: string): boolean {
+    const now = this.clock();
+    const bucket = this.buckets.get(mac) ?? { tokens: this.rate.burst, at: now };
+    bucket.tokens = Math.min(this.rate.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.rate.perSecond);
+    bucket.at = now;
+    this.buckets.set(mac, bucket);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  private logOnce(key: string, log: () => void): void {
+    const now = this.clock();
+    const last = this.lastLogged.get(key);
+    if (last !== undefined && now - last < UNKNOWN_LOG_INTERVAL_MS) return;
+    this.lastLogged.set(key, now);
+    log();
+  }
+
+  /** Forgets full token buckets and expired log stamps, so the maps stay as small as the active clients. */
+  private sweep(): void {
+    const now = this.clock();
+    for (const [mac, bucket] of this.buckets) if (bucket.tokens + ((now - bucket.at) / 1000) * this.rate.perSecond >= this.rate.burst) this.buckets.delete(mac);
+    for (const [key, at] of this.lastLogged) if (now - at >= UNKNOWN_LOG_INTERVAL_MS) this.lastLogged.delete(key);
+  }
+}

@@ -1,0 +1,80 @@
+// GET /boot/ipxe?mac=…: the per-node iPXE script a real head serves, from the node's _boot_config,
+// and the retry scripts for nodes that cannot boot yet.
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { chunkStoreOf } from '../src/api/content.js';
+import { DEBIAN_IPXE_DIR, DEBIAN_IPXE_FILES, importIpxeBinaries } from '../src/boot/ipxe-binaries.js';
+import { startTestHead, type TestHead } from './helpers/head.js';
+
+async function script(h: TestHead, mac: string): Promise<{ status: number; type: string | null; text: string }> {
+  const res = await fetch(`${h.base.replace('/api/v1', '')}/boot/ipxe?mac=${mac}`);
+  return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
+}
+
+async function upload(h: TestHead, token: string, uid: string, slot: string, bytes: Buffer): Promise<void> {
+  const res = await fetch(`${h.base}/bootconfig/${uid}/${slot}`, { method: 'PUT', headers: { authorization: `Bearer ${token}` }, body: new Uint8Array(bytes) });
+  if (res.status !== 200) throw new Error(`upload ${slot}: ${res.status} ${await res.text()}`);
+}
+
+test('a node with a complete boot config gets kernel (initrd= named), initramfs and its substituted command line', async (t) => {
+  const h = await startTestHead(t);
+  const { access_token: token } = await h.login();
+  const created = await h.call('POST', '/bootconfigs', { token, body: { name: 'rocky', boot_style: 'disked', kickstart: 'rocky.ks', cmdline: 'console=<console> nodename=<name> keep=<nosuch>' } });
+  t.is(created.status, 200, JSON.stringify(created.json));
+  const uid = created.json.data as string;
+  await h.call('POST', '/nodes', { token, body: { mac: '52:54:00:12:34:57', attributes: { _boot_config: 'rocky', console: 'ttyS0,115200' } } });
+  await h.call('POST', '/nodes', { token, body: { mac: '52:54:00:12:34:58', attributes: { _boot_config: 'nosuch' } } });
+
+  // Files missing: the node is told why and retries.
+  let reply = await script(h, '52:54:00:12:34:57');
+  t.is(reply.status, 200);
+  t.regex(reply.text, /^#!ipxe\n/);
+  t.regex(reply.text, /echo keel: node n0: boot config rocky has no kernel and initramfs/);
+  t.regex(reply.text, /sleep 30\nchain --replace --autofree http:\/\/127\.0\.0\.1:\d+\/boot\/ipxe\?mac=52:54:00:12:34:57\n/);
+
+  await upload(h, token, uid, 'kernel', Buffer.from('kernel bytes'));
+  await upload(h, token, uid, 'initramfs', Buffer.from('initramfs bytes'));
+  reply = await script(h, '52-54-00-12-34-57');
+  t.is(reply.type, 'text/plain; charset=utf-8');
+  // URLs use the Host the node asked with.
+  const head = h.base.replace('/api/v1', '');
+  const base = `${head}/boot/bootconfig/${uid}`;
+  t.true(reply.text.includes(`\nkernel ${base}/kernel initrd=initrd.img console=ttyS0,115200 nodename=n0 keep=<nosuch> inst.ks=${head}/api/v1/bootconfig/${uid}/kickstart\n`), reply.text);
+  t.true(reply.text.includes(`\ninitrd --name initrd.img ${base}/initramfs\nboot\n`), reply.text);
+  // The URLs in the script serve the files.
+  const kernel = await fetch(`${h.base.replace('/api/v1', '')}/boot/bootconfig/${uid}/kernel`);
+  t.is(await kernel.text(), 'kernel bytes');
+
+  t.regex((await script(h, '52:54:00:12:34:58')).text, /_boot_config names boot config nosuch, which does not exist/);
+  t.regex((await script(h, '52:54:00:00:00:99')).text, /no node has MAC 52:54:00:00:00:99/);
+  t.regex((await script(h, 'garbage')).text, /no usable \?mac=/);
+});
+
+test('rwram without an image is a retry; next and sanboot need no files', async (t) => {
+  const h = await startTestHead(t);
+  const { access_token: token } = await h.login();
+  await h.call('POST', '/bootconfigs', { token, body: { name: 'ram', boot_style: 'rwram' } });
+  const uid = (await h.call('POST', '/bootconfigs', { token, body: { name: 'ram2' } })).json.data as string;
+  await upload(h, token, uid, 'kernel', Buffer.from('k'));
+  await upload(h, token, uid, 'initramfs', Buffer.from('i'));
+  await h.call('POST', '/bootconfigs', { token, body: { name: 'disk', boot_style: 'sanboot' } });
+  await h.call('POST', '/bootconfigs', { token, body: { name: 'nxt', boot_style: 'next' } });
+  await h.call('POST', '/nodes', { token, body: { mac: '02:00:00:00:00:01', attributes: { _boot_config: 'ram2' } } });
+  await h.call('POST', '/nodes', { token, body: { mac: '02:00:00:00:00:02', attributes: { _boot_config: 'disk' } } });
+  await h.call('POST', '/nodes', { token, body: { mac: '02:00:00:00:00:03', attributes: { _boot_config: 'nxt' } } });
+  t.regex((await script(h, '02:00:00:00:00:01')).text, /boot config ram2 \(boot_style rwram\) has no image with content/);
+  t.regex((await script(h, '02:00:00:00:00:02')).text, /\nsanboot --no-describe --drive 0x80\n/);
+  t.regex((await script(h, '02:00:00:00:00:03')).text, /\nexit\n/);
+});
+
+test('Debian iPXE binaries are imported once as tftp/<name> and served at /boot/firmware/<name>', async (t) => {
+  const h = await startTestHead(t);
+  const chunks = chunkStoreOf({ store: h.head.store });
+  const imported = await importIpxeBinaries(chunks, pino({ level: 'silent' }));
+  t.deepEqual(imported, [...DEBIAN_IPXE_FILES], 'the ipxe package is installed (.ci/run)');
+  t.deepEqual(await importIpxeBinaries(chunks, pino({ level: 'silent' })), [], 'nothing is imported twice');
+  const res = await fetch(`${h.base.replace('/api/v1', '')}/boot/firmware/undionly.kpxe`);
+  t.is(res.status, 200);
+  t.true(Buffer.from(await res.arrayBuffer()).equals(readFileSync(`${DEBIAN_IPXE_DIR}/undionly.kpxe`)));
+});

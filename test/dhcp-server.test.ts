@@ -1,0 +1,55 @@
+// The DHCP server's socket side on loopback: replies from the arrival address on the PXE port,
+// malformed packets counted (never a crash), the per-MAC rate limit, stats per message type.
+import test from 'ava';
+import { createSocket as createNodeSocket } from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { parseDhcp } from '../src/net/dhcp/codec.js';
+import { DhcpDirectory } from '../src/net/dhcp/directory.js';
+import { DhcpServer } from '../src/net/dhcp/server.js';
+import { LeaseStore } from '../src/store/leases.js';
+import { Store } from '../src/store/store.js';
+
+const fixture = (name: string) => readFileSync(new URL(`./fixtures/dhcp/${name}.bin`, import.meta.url));
+
+test('loopback: PXE-port REQUESTs get ACKs from the arrival address; garbage is counted; one MAC is rate-limited', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'keel-dhcp-server-'));
+  const store = new Store({ dataDir, headName: 't' });
+  const base = 20000 + (process.pid % 20000);
+  const server = new DhcpServer({
+    interfaces: ['lo'], directory: new DhcpDirectory(store), leases: new LeaseStore(store), httpPort: 8080,
+    log: pino({ level: 'silent' }), serverPort: base, pxePort: base + 1, rateLimit: { burst: 3, perSecond: 0.001 },
+  });
+  const client = createNodeSocket('udp4');
+  t.teardown(async () => {
+    client.close();
+    await server.close();
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', resolve));
+  const replies: Buffer[] = [];
+  client.on('message', (data) => replies.push(data));
+
+  client.send(Buffer.from('not dhcp at all'), base, '127.0.0.1');
+  client.send(Buffer.alloc(300, 0xff), base + 1, '127.0.0.1');
+  for (let i = 0; i < 5; i++) client.send(fixture('qemu-ovmf-03-to-server'), base + 1, '127.0.0.1');
+  const deadline = Date.now() + 3000;
+  while ((server.stats().drops['rate-limited'] ?? 0) < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+
+  const stats = server.stats();
+  t.is(stats.drops.malformed, 2);
+  t.is(stats.received.REQUEST, 5);
+  t.is(stats.sent.ACK, 3, 'the burst of 3 was answered');
+  t.is(stats.drops['rate-limited'], 2);
+  t.is(stats.latency.count, 3);
+  t.is(stats.latency.buckets.reduce((a, b) => a + b, 0), 3);
+  t.is(replies.length, 3);
+  const ack = parseDhcp(replies[0]!);
+  if (!ack.ok) throw new Error(ack.reason);
+  t.is(ack.packet.options.get(54)?.join('.'), '127.0.0.1');
+  t.is(ack.packet.file, 'ipxe.efi');
+});
