@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { objectStore, type ObjectStore } from './api/objects.js';
 import { adminClass, DEFAULT_ADMIN_ROLES } from './api/routes/admins.js';
 import { CONFIG_FLAGS, loadConfig, type ConfigOverrides, type KeelConfig } from './config.js';
-import { createLogger } from './log.js';
+import { createLogger, RecentLog } from './log.js';
 import { DEBIAN_IPXE_DIR } from './boot/ipxe-binaries.js';
 import { startHead } from './serve.js';
 import { Store } from './store/store.js';
@@ -72,8 +72,9 @@ export async function runCli(argv: string[]): Promise<void> {
 
   addConfigOptions(program.command('serve').description('run the boot servers and the API')).action(async (options: ConfigOptions) => {
     const config = configFrom(options);
-    const log = createLogger(config.log);
-    const head = await startHead({ config, log, adminPassword: process.env.KEEL_ADMIN_PASSWORD, ipxeImportDir: DEBIAN_IPXE_DIR });
+    const recentLog = new RecentLog();
+    const log = createLogger(config.log, recentLog);
+    const head = await startHead({ config, log, recentLog, adminPassword: process.env.KEEL_ADMIN_PASSWORD, ipxeImportDir: DEBIAN_IPXE_DIR });
     const where = `http://${config.server.bind === '0.0.0.0' ? '127.0.0.1' : config.server.bind}:${head.httpPort}/api/v1`;
     if (head.initialPassword) log.info(`log in at ${where}/login as "admin"; password in ${head.initialPassword}`);
     let stopping = false;

@@ -12,6 +12,7 @@ import { buildRouter } from './api/routes/index.js';
 import { BOOT_PREFIX, buildBootRouter } from './boot/http.js';
 import { ensureInitialAdmin, signingSecret } from './bootstrap.js';
 import type { KeelConfig } from './config.js';
+import type { RecentLog } from './log.js';
 import { assertNativeAddons } from './native.js';
 import { closePowerService } from './power/service.js';
 import { startTftpServer } from './net/tftp/from-config.js';
@@ -42,6 +43,8 @@ export interface Head {
 export interface HeadOptions {
   config: KeelConfig;
   log: Logger;
+  /** Where `log` also writes its recent lines (see createLogger). */
+  recentLog: RecentLog;
   /** Initial admin password (KEEL_ADMIN_PASSWORD). */
   adminPassword?: string;
   clock?: () => number;
@@ -49,7 +52,7 @@ export interface HeadOptions {
   ipxeImportDir?: string;
 }
 
-export async function startHead({ config, log, adminPassword, clock = Date.now, ipxeImportDir }: HeadOptions): Promise<Head> {
+export async function startHead({ config, log, recentLog, adminPassword, clock = Date.now, ipxeImportDir }: HeadOptions): Promise<Head> {
   assertNativeAddons();
   const dataDir = resolve(config.server.data_dir);
   // 0700: the store, the one-time password file and the login socket are the owner's alone.
@@ -63,7 +66,7 @@ export async function startHead({ config, log, adminPassword, clock = Date.now, 
   const localLogin = new LocalLogin(clock, log);
   await localLogin.listen(join(dataDir, LOCAL_LOGIN_SOCKET));
   const router = buildRouter();
-  const context: ApiContext = { config, store, tokens, localLogin, log, clock };
+  const context: ApiContext = { config, store, tokens, localLogin, log, recentLog, clock };
   const api = new ApiServer(router, context, [{ prefix: BOOT_PREFIX, router: buildBootRouter() }]);
   const httpPort = await api.listen(config.server.bind, config.http.port);
   log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');

@@ -180,7 +180,11 @@ test('cluster endpoints: settings, summary, hosts, sshkeys, cabundle, license, u
   t.like(headInfo, { name: 'head-test', uid: after.heads[0].uid });
   t.is((await ok('GET', '/cluster/head/head-test')).uid, headInfo.uid, 'by name too');
   t.is((await call('GET', '/cluster/head/otherhead')).json.reason, 'No head found for ID=otherhead');
-  t.like(await ok('GET', '/cluster/head/head-test/log'), { log: { destination: 'stdout' } });
+  const log = await ok('GET', '/cluster/head/head-test/log?lines=5');
+  t.is(log.name, 'head-test');
+  t.true(log.lines.length >= 1 && log.lines.length <= 5);
+  t.true(log.lines.some((line: { msg?: string }) => line.msg === 'API listening'), 'start-up lines are there');
+  t.regex(await reason('GET', '/cluster/head/head-test/log?lines=0'), /lines/);
 
   for (const plural of ['nodes', 'attribs', 'namingpools', 'nets', 'hostnames', 'hosts', 'dyngroups']) {
     const { status, json } = await h.call('GET', `/${plural}/meta`);

@@ -10,11 +10,12 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { dispatch } from '../../src/api/dispatch.js';
 import { loadConfig } from '../../src/config.js';
+import { RecentLog } from '../../src/log.js';
 import { startHead } from '../../src/serve.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'keel-bench-api-'));
 const config = loadConfig({ file: '/dev/null', env: { KEEL_SERVER_DATA_DIR: dataDir, KEEL_SERVER_BIND: '127.0.0.1' } });
-const head = await startHead({ config: { ...config, http: { ...config.http, port: 0 }, tftp: { ...config.tftp, port: 0 } }, log: pino({ level: 'silent' }), adminPassword: 'bench-password' });
+const head = await startHead({ config: { ...config, http: { ...config.http, port: 0 }, tftp: { ...config.tftp, port: 0 } }, log: pino({ level: 'silent' }), recentLog: new RecentLog(), adminPassword: 'bench-password' });
 const { router, context } = head.api;
 
 const nodeServer = createServer((req, res) => {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
+import { RecentLog } from '../../src/log.js';
 import { startHead } from '../../src/serve.js';
 import { SIM_PASSWORD, SIM_USER, startIpmiSim, type IpmiSim } from '../../test/power/ipmi-sim.js';
 
@@ -39,7 +40,7 @@ try {
   console.log(`${nodeCount} nodes on ${bmcCount} ipmi_sim BMCs (port ${port}), started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   const config = loadConfig({ env: { KEEL_SERVER_DATA_DIR: dataDir, KEEL_SERVER_BIND: '127.0.0.1', KEEL_SERVER_NAME: 'bench-power' }, file: '/dev/null' });
-  const head = await startHead({ config: { ...config, http: { ...config.http, port: 0 }, tftp: { ...config.tftp, port: 0 } }, log: pino({ level: 'silent' }), adminPassword: 'bench-password' });
+  const head = await startHead({ config: { ...config, http: { ...config.http, port: 0 }, tftp: { ...config.tftp, port: 0 } }, log: pino({ level: 'silent' }), recentLog: new RecentLog(), adminPassword: 'bench-password' });
   const base = `http://127.0.0.1:${head.httpPort}/api/v1`;
   const call = async (method: string, path: string, body?: unknown, token?: string) => {
     const res = await fetch(base + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
+import { RecentLog } from '../../src/log.js';
 import { startHead, type Head } from '../../src/serve.js';
 
 export const ADMIN_PASSWORD = 'initial-secret-pw';
@@ -30,9 +31,12 @@ export async function startTestHead(t: ExecutionContext, env: Record<string, str
     file: '/dev/null',
   });
   // Port 0 = any free port; the config schema only accepts 1..65535, so patch the frozen copy.
+  const recentLog = new RecentLog();
   const head = await startHead({
     config: { ...config, http: { ...config.http, port: 0 }, tftp: { ...config.tftp, port: 0 } },
-    log: pino({ level: 'silent' }),
+    // Logs go to the in-memory ring only (what GET /cluster/head/<uid>/log serves), not stdout.
+    log: pino({ level: 'info' }, recentLog),
+    recentLog,
     adminPassword: ADMIN_PASSWORD,
     clock,
   });

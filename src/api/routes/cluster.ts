@@ -170,9 +170,14 @@ export const clusterRoutes: Route[] = [
     }),
   },
   {
-    method: 'GET', path: '/cluster/head/:uid/log', access: 'role.authuser', summary: 'Where the head\'s log is',
-    // keel logs JSON lines to stdout; systemd keeps them (systemd/keel.service), the API does not.
-    handler: (req, ctx) => ({ ...thisHead(ctx, req.params.uid!), log: { destination: 'stdout', read_with: 'journalctl -u keel -o cat', level: ctx.config.log.level } }),
+    method: 'GET', path: '/cluster/head/:uid/log', access: 'role.authuser',
+    summary: 'The head\'s most recent log entries, oldest first (?lines=N, default 100, at most 10000)',
+    handler: (req, ctx) => {
+      const requested = Number(req.query.get('lines') ?? 100);
+      if (!Number.isSafeInteger(requested) || requested < 1 || requested > 10_000) throw badRequest(`Parameter 'lines' must be an integer 1..10000`);
+      // The full log goes to stdout (journald under systemd/keel.service); this is the last MiB of it.
+      return { ...thisHead(ctx, req.params.uid!), level: ctx.config.log.level, lines: ctx.recentLog.tail(requested) };
+    },
   },
   {
     method: 'GET', path: '/whereami', access: 'role.authuser', summary: 'The node this request comes from (by source address)',
