@@ -74,21 +74,24 @@ export async function runCli(argv: string[]): Promise<void> {
     const config = configFrom(options);
     const recentLog = new RecentLog();
     const log = createLogger(config.log, recentLog);
-    const head = await startHead({ config, log, recentLog, adminPassword: process.env.KEEL_ADMIN_PASSWORD, ipxeImportDir: DEBIAN_IPXE_DIR });
-    const where = `http://${config.server.bind === '0.0.0.0' ? '127.0.0.1' : config.server.bind}:${head.httpPort}/api/v1`;
-    if (head.initialPassword) log.info(`log in at ${where}/login as "admin"; password in ${head.initialPassword}`);
+    const starting = startHead({ config, log, recentLog, adminPassword: process.env.KEEL_ADMIN_PASSWORD, ipxeImportDir: DEBIAN_IPXE_DIR });
+    // Handlers first: a signal during start-up (the API already answers while TFTP, DHCP and the
+    // iPXE import come up) waits for the start to finish and then stops cleanly.
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'stopping');
-      head.close().then(() => process.exit(0), (err: unknown) => {
+      starting.then((head) => head.close()).then(() => process.exit(0), (err: unknown) => {
         log.error({ err }, 'error while stopping');
         process.exit(1);
       });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    const head = await starting;
+    const where = `http://${config.server.bind === '0.0.0.0' ? '127.0.0.1' : config.server.bind}:${head.httpPort}/api/v1`;
+    if (head.initialPassword) log.info(`log in at ${where}/login as "admin"; password in ${head.initialPassword}`);
   });
 
   const admin = program.command('admin').description('manage admin accounts directly in the store (works while keel is stopped)');
