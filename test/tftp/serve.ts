@@ -1,6 +1,7 @@
 // A keel TFTP server in its own process, for tests inside network namespaces and for bench/tftp:
 //   node --import tsx test/tftp/serve.ts [--bind 0.0.0.0] [--port 0] [--root DIR] [--store DATA_DIR] [--log-level info]
-// Prints {"port":N} once listening; on SIGTERM closes and prints {"stats":{...}}, then exits.
+// Prints {"port":N} once listening; on SIGTERM lets running transfers end (at most 30 s), closes,
+// prints {"stats":{...}} and exits.
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { TftpServer } from '../../src/net/tftp/server.js';
@@ -27,8 +28,15 @@ const log = pino({ level: values['log-level'] }, pino.destination(2));
 const server = new TftpServer({ bindAddress: values.bind, port: Number(values.port), source: new CompositeSource(sources), log });
 process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
 
+// Transfers still running get up to 30 s to end on their own first: under loss the client may
+// already have the whole file while the server still waits out its last block's retransmissions.
+const drained = async () => {
+  const deadline = Date.now() + 30_000;
+  while (server.stats().activeTransfers > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+};
+
 process.on('SIGTERM', () => {
-  void server.close().then(async () => {
+  void drained().then(() => server.close()).then(async () => {
     process.stdout.write(`${JSON.stringify({ stats: server.stats() })}\n`);
     await store?.close();
     process.exit(0);
