@@ -15,6 +15,9 @@ import type { KeelConfig } from './config.js';
 import type { RecentLog } from './log.js';
 import { assertNativeAddons } from './native.js';
 import { closePowerService } from './power/service.js';
+import { closeConsoleService } from './power/console-service.js';
+import { consoleWebSocket } from './api/routes/console.js';
+import { API_PREFIX } from './api/dispatch.js';
 import { startTftpServer } from './net/tftp/from-config.js';
 import { chunkStoreOf } from './api/content.js';
 import { importIpxeBinaries } from './boot/ipxe-binaries.js';
@@ -68,6 +71,8 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   const router = buildRouter();
   const context: ApiContext = { config, store, tokens, localLogin, log, recentLog, clock };
   const api = new ApiServer(router, context, [{ prefix: BOOT_PREFIX, router: buildBootRouter() }]);
+  // The live console (docs/power.md); building it starts console capture for the nodes that ask.
+  api.webSocket(`${API_PREFIX}/node/:id/console`, consoleWebSocket(context));
   const httpPort = await api.listen(config.server.bind, config.http.port);
   log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');
   let tftp: TftpServer | undefined;
@@ -81,6 +86,7 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     await tftp?.close();
     api.close();
     await localLogin.close();
+    await closeConsoleService(store);
     await store.close();
     throw error;
   }
@@ -97,6 +103,7 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
       api.close();
       await tftp.close();
       await localLogin.close();
+      await closeConsoleService(store);
       await closePowerService(store);
       await store.close();
     },

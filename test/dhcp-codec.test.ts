@@ -4,7 +4,9 @@ import {
   BOOTREPLY,
   BOOTREQUEST,
   BROADCAST_FLAG,
+  formatHardwareAddress,
   parseDhcp,
+  parseHardwareAddress,
   serializeDhcp,
   type DhcpPacket,
 } from '../src/net/dhcp/codec.js';
@@ -17,6 +19,7 @@ import {
   decodeSubOptions,
   encodeSubOptions,
   getOption,
+  ipv4ToBuffer,
   setOption,
   type DhcpOptions,
 } from '../src/net/dhcp/options.js';
@@ -411,4 +414,21 @@ test('fuzz: random mutations of the real fixtures never throw; accepted ones rou
   }
   t.true(counts.ok > 0 && counts.rejected > 0);
   t.log(counts);
+});
+
+test('IPv4 and hardware addresses: converted both ways, malformed ones rejected with a RangeError', (t) => {
+  t.deepEqual([...ipv4ToBuffer('10.0.255.9')], [10, 0, 255, 9]);
+  t.deepEqual([...ipv4ToBuffer('0.0.0.0')], [0, 0, 0, 0]);
+  for (const bad of ['', '1.2.3', '1.2.3.4.5', '1.2.3.256', '01.2.3.4', '1..3.4', '1.2.3.4.', ' 1.2.3.4', '1.2.3.a']) {
+    t.throws(() => ipv4ToBuffer(bad), { instanceOf: RangeError }, bad);
+  }
+  t.deepEqual([...parseHardwareAddress('52:54:00:AB:cd:0f')], [0x52, 0x54, 0x00, 0xab, 0xcd, 0x0f]);
+  t.is(formatHardwareAddress(parseHardwareAddress('52:54:00:AB:cd:0f')), '52:54:00:ab:cd:0f');
+  t.is(parseHardwareAddress('').length, 0);
+  for (const bad of ['5', '52:54:0', '52-54-00-12-34-56', '52:54:00:12:34:5g', `${'aa:'.repeat(16)}aa`]) {
+    t.throws(() => parseHardwareAddress(bad), { instanceOf: RangeError }, bad);
+  }
+  const packet = parseDhcp(readFileSync(new URL('udhcpc-01-to-server.bin', fixtureDir)));
+  t.true(packet.ok);
+  if (packet.ok) t.throws(() => serializeDhcp({ ...packet.packet, giaddr: '10.0.0.300' }), { instanceOf: RangeError });
 });

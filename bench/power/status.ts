@@ -9,8 +9,9 @@
 //   node --import tsx bench/power/status.ts [--nodes 1000] [--bmcs 250] [--concurrency 64] [--port 16230]
 import { execa } from 'execa';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
@@ -37,10 +38,19 @@ try {
   const port = Number(values.port);
   const started = Date.now();
   for (let i = 0; i < bmcCount; i++) sims.push(await startIpmiSim({ host: address(i), port, power: i % 2 === 0 }));
-  console.log(`${nodeCount} nodes on ${bmcCount} ipmi_sim BMCs (port ${port}), started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`${nodeCount} nodes on ${bmcCount} ipmi_sim BMCs (port ${port}), started in ${((Date.now() - started) / 1000).toFixed(1)} s; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
+  // The head's warnings, read for the status retries (service.ts) and otherwise dropped.
+  let retriedHosts = 0;
+  const retryCounter = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const entry = JSON.parse(chunk.toString()) as { msg?: string; hosts?: number };
+      if (entry.msg?.startsWith('ipmi status: asking timed-out hosts again')) retriedHosts += entry.hosts ?? 0;
+      done();
+    },
+  });
   const config = loadConfig({ env: { KEEL_SERVER_DATA_DIR: dataDir, KEEL_SERVER_BIND: '127.0.0.1', KEEL_SERVER_NAME: 'bench-power' }, file: '/dev/null' });
-  const head = await startHead({ config: { ...config, http: { ...config.http, port: 0 }, tftp: { ...config.tftp, port: 0 } }, log: pino({ level: 'silent' }), recentLog: new RecentLog(), adminPassword: 'bench-password' });
+  const head = await startHead({ config: { ...config, http: { ...config.http, port: 0 }, tftp: { ...config.tftp, port: 0 } }, log: pino({ level: 'warn' }, retryCounter), recentLog: new RecentLog(), adminPassword: 'bench-password' });
   const base = `http://127.0.0.1:${head.httpPort}/api/v1`;
   const call = async (method: string, path: string, body?: unknown, token?: string) => {
     const res = await fetch(base + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -63,9 +73,13 @@ try {
     const t0 = Date.now();
     const res = await call('GET', `/nodes/power_state?selector=${encodeURIComponent('a[bench] == "power"')}`, undefined, token);
     const keelMs = Date.now() - t0;
-    const states = res.data as { state: string }[];
+    const states = res.data as { uid: string; state: string; reason?: string }[];
     const count = (s: string) => states.filter((x) => x.state === s).length;
-    console.log(`keel batched:          ${nodeCount} nodes in ${(keelMs / 1000).toFixed(2)} s  (on ${count('on')}, off ${count('off')}, unknown ${count('unknown')})`);
+    // BMC i is on when i is even (see startIpmiSim above); node i uses BMC i % bmcCount.
+    const indexOf = new Map((created.data as string[]).map((uid, i) => [uid, i]));
+    const correct = states.filter((x) => x.state === ((indexOf.get(x.uid)! % bmcCount) % 2 === 0 ? 'on' : 'off')).length;
+    const reasons = [...new Set(states.filter((x) => x.reason).map((x) => x.reason))].join('; ');
+    console.log(`keel batched:          ${nodeCount} nodes in ${(keelMs / 1000).toFixed(2)} s  (on ${count('on')}, off ${count('off')}, unknown ${count('unknown')}${reasons ? `: ${reasons}` : ''}; correct ${correct}/${nodeCount}; hosts asked twice ${retriedHosts})`);
 
     const conf = join(dataDir, 'peer.conf');
     writeFileSync(conf, `username ${SIM_USER}\npassword ${SIM_PASSWORD}\n`, { mode: 0o600 });

@@ -3,7 +3,7 @@
 // and raw file replies (src/boot/send-file.ts). Routing, auth and validation live in their own
 // files. Besides the API under /api/v1, other routers can be mounted on their own prefix (the
 // public boot path /boot).
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
 import { endHead, sendFile } from '../boot/send-file.js';
 import { loadUws } from '../native.js';
 import { BodyAborted, BodyStream } from './body-stream.js';
@@ -79,6 +79,15 @@ export class ApiServer {
         resolve(uws.us_socket_local_port(socket));
       });
     });
+  }
+
+  /**
+   * Serve WebSocket upgrades on `pattern` (uWS syntax, e.g. `/api/v1/node/:id/console`); the
+   * behavior's upgrade handler does its own access check. Requests to the same path without an
+   * upgrade still reach the routers (uWS passes them on to the catch-all handler).
+   */
+  webSocket<UserData>(pattern: string, behavior: WebSocketBehavior<UserData>): void {
+    this.app.ws<UserData>(pattern, behavior);
   }
 
   close(): void {

@@ -17,7 +17,9 @@ export interface IpmiBatch {
 }
 
 /** Hosts per ipmipower process (it drives them concurrently). Measured on ipmi_sim: 300 hosts answer
- * in 0.8 s; at 512 every host of the batch failed, so batches stay well below that. */
+ * in 0.8 s; at 512 every host of the batch failed, so batches stay well below that. The service
+ * runs smaller batches (PowerLimits.ipmiHostsPerProcess) so that the sessions in flight over all
+ * processes stay bounded. */
 export const MAX_HOSTS_PER_BATCH = 256;
 
 /** What a batch must share: everything on ipmipower's command line and in its config file. */

@@ -41,9 +41,10 @@ export interface KeelProcess {
   stop(): Promise<void>;
 }
 
-export async function startKeelInNamespace(t: ExecutionContext, namespace: string, dataDir: string, dhcpInterface: string, httpPort = 8080): Promise<KeelProcess> {
+/** `tftpPort` defaults off port 69; a firmware boot test needs 69, where PXE ROMs ask. */
+export async function startKeelInNamespace(t: ExecutionContext, namespace: string, dataDir: string, dhcpInterface: string, httpPort = 8080, tftpPort = 6969): Promise<KeelProcess> {
   const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, '--import', 'tsx', CLI, 'serve', '--data-dir', dataDir, '--bind', '0.0.0.0',
-    '--http-port', String(httpPort), '--tftp-port', '6969', '--dhcp-interface', dhcpInterface, '--log-level', 'debug'], {
+    '--http-port', String(httpPort), '--tftp-port', String(tftpPort), '--dhcp-interface', dhcpInterface, '--log-level', 'debug'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, KEEL_ADMIN_PASSWORD: 'dhcp-test-password', KEEL_LOG_FORMAT: 'json' },
   });

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,14 +37,16 @@ export async function freeUdpPort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
+/**
+ * Whether a UDP socket is bound to host:port, read from /proc/net/udp. (Probing by binding a socket
+ * of our own races with ipmi_sim's bind: measured, ipmi_sim then failed with EADDRINUSE.)
+ */
 async function isBound(host: string, port: number): Promise<boolean> {
-  const socket = createSocket('udp4');
-  const bound = await new Promise<boolean>((resolve) => {
-    socket.once('error', () => resolve(true));
-    socket.bind(port, host, () => resolve(false));
-  });
-  socket.close();
-  return bound;
+  // /proc/net/udp: local_address as the in-memory (little-endian here) hex of the IPv4 address, then :PORT in hex.
+  const ip = host.split('.').map((b) => Number(b).toString(16).padStart(2, '0').toUpperCase()).reverse().join('');
+  const local = `${ip}:${port.toString(16).padStart(4, '0').toUpperCase()}`;
+  const table = await readFile('/proc/net/udp', 'utf8');
+  return table.split('\n').some((line) => line.trim().split(/\s+/)[1] === local);
 }
 
 export interface SimOptions {
@@ -98,13 +101,14 @@ export async function startIpmiSim(options: SimOptions = {}): Promise<IpmiSim> {
     }
     rmSync(dir, { recursive: true, force: true });
   };
-  for (let i = 0; i < 100 && !(await isBound(host, port)); i++) {
+  // Up to 15 s: ipmi_sim starts slowly on a loaded machine (measured: > 3 s with 1,000 running).
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline && !(await isBound(host, port));) {
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 30));
   }
   if (!(await isBound(host, port))) {
     await stop();
-    throw new Error(`ipmi_sim did not bind ${host}:${port}: ${stderr}`);
+    throw new Error(`ipmi_sim did not bind ${host}:${port} (exit ${child.exitCode ?? child.signalCode ?? 'none'}): ${stderr}`);
   }
   const read = (name: string) => readFileSync(join(dir, name), 'utf8').trim();
   return {

@@ -5,6 +5,7 @@ import { adminRoutes } from './admins.js';
 import { bootConfigRoutes } from './bootconfigs.js';
 import { attribRoutes } from './attribs.js';
 import { clusterRoutes } from './cluster.js';
+import { consoleRoutes } from './console.js';
 import { dyngroupRoutes } from './dyngroups.js';
 import { distroRoutes } from './distros.js';
 import { unusedFileRoutes } from './files.js';
@@ -21,7 +22,7 @@ import { sessionRoutes } from './session.js';
 export const allRoutes: readonly Route[] = [...sessionRoutes, ...adminRoutes, ...clusterRoutes,
   ...nodeRoutes, ...attribRoutes, ...namingPoolRoutes, ...networkRoutes, ...hostnameRoutes, ...dyngroupRoutes,
   ...imageRoutes, ...bootConfigRoutes, ...kickstartRoutes, ...repoRoutes, ...distroRoutes, ...unusedFileRoutes,
-  ...powerRoutes];
+  ...powerRoutes, ...consoleRoutes];
 
 export function buildRouter(routes: readonly Route[] = allRoutes): Router {
   const router = new Router();

@@ -5,12 +5,13 @@
 import {
   OPTION_END,
   OPTION_OVERLOAD,
+  OPTION_PAD,
   Option,
   VALIDATED_ON_PARSE,
   bufferToIpv4,
   concatenateInto,
   encodeOption,
-  ipv4ToBuffer,
+  writeIpv4,
   walkTlvs,
   type DhcpOptions,
 } from './options.js';
@@ -70,7 +71,9 @@ export function parseDhcp(buf: Buffer): ParseResult {
   }
 }
 
-function parseUnchecked(buf: Buffer): ParseResult {
+function parseUnchecked(input: Buffer): ParseResult {
+  // One copy of the whole packet: option values are views into it, owned by the result.
+  const buf = Buffer.from(input);
   if (buf.length < OPTIONS_OFFSET) {
     return { ok: false, reason: `packet is ${buf.length} bytes, shorter than the 240-byte header and magic cookie` };
   }
@@ -82,10 +85,9 @@ function parseUnchecked(buf: Buffer): ParseResult {
     return { ok: false, reason: `no DHCP magic cookie (found 0x${buf.readUInt32BE(COOKIE_OFFSET).toString(16).padStart(8, '0')})` };
   }
 
-  const main = walkTlvs(buf.subarray(OPTIONS_OFFSET), 'options field');
-  if (!main.ok) return main;
   const options: DhcpOptions = new Map();
-  concatenateInto(options, main.entries);
+  const invalid = readOptionsInto(options, buf, OPTIONS_OFFSET, buf.length, 'options field');
+  if (invalid !== undefined) return { ok: false, reason: invalid };
 
   // Option overload: file, then sname, carry more options (RFC 2131 §4.1 order, RFC 3396 §5).
   const overload = options.get(OPTION_OVERLOAD);
@@ -104,7 +106,7 @@ function parseUnchecked(buf: Buffer): ParseResult {
       const walk = walkTlvs(buf.subarray(offset, offset + size), where);
       if (!walk.ok) return walk;
       if (walk.entries.some(([code]) => code === OPTION_OVERLOAD)) return { ok: false, reason: `${where}: option 52 outside the options field` };
-      concatenateInto(options, walk.entries);
+      concatenateInto(options, walk.entries, false);
     }
   }
 
@@ -135,6 +137,31 @@ function parseUnchecked(buf: Buffer): ParseResult {
   };
 }
 
+/**
+ * The options field's TLVs into `options` (walkTlvs + concatenateInto without the intermediate
+ * entries: this runs once per request). Values are views of `buf`. Returns why it is malformed.
+ */
+function readOptionsInto(options: DhcpOptions, buf: Buffer, start: number, end: number, where: string): string | undefined {
+  let offset = start;
+  while (offset < end) {
+    const code = buf[offset]!;
+    if (code === OPTION_PAD) {
+      offset += 1;
+      continue;
+    }
+    if (code === OPTION_END) break;
+    if (offset + 1 >= end) return `${where}: option ${code} at offset ${offset - start} has no length byte`;
+    const length = buf[offset + 1]!;
+    const next = offset + 2 + length;
+    if (next > end) return `${where}: option ${code} at offset ${offset - start} declares ${length} bytes but only ${end - offset - 2} remain`;
+    const value = buf.subarray(offset + 2, next);
+    const previous = options.get(code);
+    options.set(code, previous === undefined ? value : Buffer.concat([previous, value]));
+    offset = next;
+  }
+  return undefined;
+}
+
 export interface SerializeOptions {
   /**
    * Largest DHCP message the peer takes (its option 57 less IP/UDP headers; 548 for the RFC 2131
@@ -150,31 +177,58 @@ export interface SerializeOptions {
  * than 16 bytes, sname/file too long, options that do not fit maxLength).
  */
 export function serializeDhcp(packet: DhcpPacket, settings: SerializeOptions = {}): Buffer {
-  const chaddr = parseHardwareAddress(packet.chaddr);
-  const header = Buffer.alloc(OPTIONS_OFFSET);
-  header[0] = packet.op;
-  header[1] = packet.htype;
-  header[2] = chaddr.length;
-  header[3] = packet.hops;
-  header.writeUInt32BE(packet.xid, 4);
-  header.writeUInt16BE(packet.secs, 8);
-  header.writeUInt16BE(packet.flags, 10);
-  ipv4ToBuffer(packet.ciaddr).copy(header, 12);
-  ipv4ToBuffer(packet.yiaddr).copy(header, 16);
-  ipv4ToBuffer(packet.siaddr).copy(header, 20);
-  ipv4ToBuffer(packet.giaddr).copy(header, 24);
-  chaddr.copy(header, CHADDR_OFFSET);
-  writeCString(header, packet.sname, SNAME_OFFSET, SNAME_SIZE, 'sname');
-  writeCString(header, packet.file, FILE_OFFSET, FILE_SIZE, 'file');
-  header.writeUInt32BE(MAGIC_COOKIE, COOKIE_OFFSET);
-
   const room = settings.maxLength === undefined ? Infinity : settings.maxLength - OPTIONS_OFFSET;
-  const options = [...packet.options].filter(([code]) => code !== OPTION_OVERLOAD); // 52 is decided here
-  const encoded = options.flatMap(([code, value]) => encodeOption(code, value));
-  const encodedLength = encoded.reduce((sum, chunk) => sum + chunk.length, END.length);
-  const main = encodedLength <= room ? Buffer.concat([...encoded, END]) : overloadInto(header, options, room, packet);
-  const message = Buffer.concat([header, main]);
-  return message.length >= BOOTP_MIN_LENGTH ? message : Buffer.concat([message, Buffer.alloc(BOOTP_MIN_LENGTH - message.length)]);
+  // Sizes first, so that the usual reply (its options fit the options field) is written into one
+  // buffer without intermediate ones: this runs once per reply on the hot path.
+  let encodedLength = 1; // END
+  for (const [code, value] of packet.options) if (code !== OPTION_OVERLOAD) encodedLength += encodedOptionLength(value);
+  const fits = encodedLength <= room;
+  // allocUnsafe + fill: small buffers come from Node's pool instead of an allocation each.
+  const message = Buffer.allocUnsafe(Math.max(BOOTP_MIN_LENGTH, OPTIONS_OFFSET + (fits ? encodedLength : 0))).fill(0);
+  const hlen = writeHardwareAddress(message, packet.chaddr, CHADDR_OFFSET);
+  message[0] = packet.op;
+  message[1] = packet.htype;
+  message[2] = hlen;
+  message[3] = packet.hops;
+  message.writeUInt32BE(packet.xid, 4);
+  message.writeUInt16BE(packet.secs, 8);
+  message.writeUInt16BE(packet.flags, 10);
+  writeIpv4(message, packet.ciaddr, 12);
+  writeIpv4(message, packet.yiaddr, 16);
+  writeIpv4(message, packet.siaddr, 20);
+  writeIpv4(message, packet.giaddr, 24);
+  writeCString(message, packet.sname, SNAME_OFFSET, SNAME_SIZE, 'sname');
+  writeCString(message, packet.file, FILE_OFFSET, FILE_SIZE, 'file');
+  message.writeUInt32BE(MAGIC_COOKIE, COOKIE_OFFSET);
+  if (fits) {
+    let offset = OPTIONS_OFFSET;
+    for (const [code, value] of packet.options) if (code !== OPTION_OVERLOAD) offset = writeOption(message, offset, code, value); // 52 is decided here
+    message[offset] = OPTION_END;
+    return message;
+  }
+  const options = [...packet.options].filter(([code]) => code !== OPTION_OVERLOAD);
+  const main = overloadInto(message, options, room, packet);
+  const whole = Buffer.concat([message.subarray(0, OPTIONS_OFFSET), main]);
+  return whole.length >= BOOTP_MIN_LENGTH ? whole : Buffer.concat([whole, Buffer.alloc(BOOTP_MIN_LENGTH - whole.length)]);
+}
+
+/** Bytes of an option's TLVs: one 2-byte header per instance of at most 255 bytes (RFC 3396). */
+function encodedOptionLength(value: Buffer): number {
+  return value.length + 2 * Math.max(1, Math.ceil(value.length / 255));
+}
+
+/** Writes an option's TLVs (split as encodeOption does) at `offset`; returns the offset after them. */
+function writeOption(target: Buffer, offset: number, code: number, value: Buffer): number {
+  let start = 0;
+  do {
+    const take = Math.min(255, value.length - start);
+    target[offset] = code;
+    target[offset + 1] = take;
+    value.copy(target, offset + 2, start, start + take);
+    offset += 2 + take;
+    start += 255;
+  } while (start < value.length);
+  return offset;
 }
 
 const END = Buffer.from([OPTION_END]);
@@ -225,16 +279,38 @@ function overloadInto(header: Buffer, options: Array<[number, Buffer]>, room: nu
   return Buffer.concat([...main, END]);
 }
 
+const HEX_BYTES = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
+
 export function formatHardwareAddress(bytes: Buffer): string {
-  return [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
+  let text = '';
+  for (let i = 0; i < bytes.length; i++) text += i === 0 ? HEX_BYTES[bytes[i]!] : `:${HEX_BYTES[bytes[i]!]}`;
+  return text;
 }
 
 export function parseHardwareAddress(address: string): Buffer {
-  if (address === '') return Buffer.alloc(0);
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){0,15}$/.test(address)) {
-    throw new RangeError(`not a colon-hex hardware address of at most 16 bytes: ${JSON.stringify(address)}`);
+  const bytes = Buffer.alloc(CHADDR_SIZE);
+  return bytes.subarray(0, writeHardwareAddress(bytes, address, 0));
+}
+
+/** Writes colon-hex `address` (at most 16 bytes) at `offset`; returns its length in bytes. */
+function writeHardwareAddress(target: Buffer, address: string, offset: number): number {
+  if (address === '') return 0;
+  const length = (address.length + 1) / 3;
+  const bad = () => new RangeError(`not a colon-hex hardware address of at most 16 bytes: ${JSON.stringify(address)}`);
+  if (!Number.isInteger(length) || length > CHADDR_SIZE) throw bad();
+  for (let i = 0; i < length; i++) {
+    const high = hexDigit(address.charCodeAt(i * 3));
+    const low = hexDigit(address.charCodeAt(i * 3 + 1));
+    if (high < 0 || low < 0 || (i + 1 < length && address.charCodeAt(i * 3 + 2) !== 0x3a)) throw bad();
+    target[offset + i] = (high << 4) | low;
   }
-  return Buffer.from(address.replaceAll(':', ''), 'hex');
+  return length;
+}
+
+function hexDigit(char: number): number {
+  if (char >= 0x30 && char <= 0x39) return char - 0x30;
+  const lower = char | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
 }
 
 function readCString(field: Buffer): string {
@@ -243,8 +319,9 @@ function readCString(field: Buffer): string {
 }
 
 function writeCString(target: Buffer, text: string, offset: number, size: number, name: string): void {
-  const bytes = Buffer.from(text, 'latin1');
+  if (text === '') return;
   // Shorter text is NUL-terminated by the zeroed field.
-  if (bytes.length > size) throw new RangeError(`${name} is ${bytes.length} bytes; the field holds ${size}`);
-  bytes.copy(target, offset);
+  const length = Buffer.byteLength(text, 'latin1');
+  if (length > size) throw new RangeError(`${name} is ${length} bytes; the field holds ${size}`);
+  target.write(text, offset, 'latin1');
 }

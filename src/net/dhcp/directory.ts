@@ -11,17 +11,22 @@ import type { Store, StoredRecord } from '../../store/store.js';
 import type { NodeBinding } from './handler-authoritative.js';
 
 export const DEFAULT_LEASE_SECONDS = 3600;
+const MODE_CACHE_LIMIT = 1024;
 
 export type SubnetMode = { mode: 'proxy' } | { mode: 'authoritative'; network: StoredRecord };
 
 export class DhcpDirectory {
   private networkCache: StoredRecord[] | undefined;
+  /** modeFor per address: asked once per request, from few distinct addresses (interfaces, relays). */
+  private readonly modeCache = new Map<string, SubnetMode>();
   private readonly unsubscribe: () => void;
 
   constructor(private readonly store: Store) {
     openClusterCollections(store);
     this.unsubscribe = store.subscribe((change) => {
-      if (change.class === 'net') this.networkCache = undefined;
+      if (change.class !== 'net') return;
+      this.networkCache = undefined;
+      this.modeCache.clear();
     });
   }
 
@@ -31,6 +36,17 @@ export class DhcpDirectory {
 
   /** The mode of the subnet `address` (the arrival interface's address, or the relay's giaddr) is in. */
   modeFor(address: string): SubnetMode {
+    let mode = this.modeCache.get(address);
+    if (mode === undefined) {
+      // Bounded: a flood of forged giaddrs must not grow the cache without limit.
+      if (this.modeCache.size >= MODE_CACHE_LIMIT) this.modeCache.clear();
+      mode = this.findMode(address);
+      this.modeCache.set(address, mode);
+    }
+    return mode;
+  }
+
+  private findMode(address: string): SubnetMode {
     const value = parseIPv4(address);
     if (value === undefined) return { mode: 'proxy' };
     this.networkCache ??= networks(this.store).list();

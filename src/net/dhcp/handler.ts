@@ -57,6 +57,9 @@ export function replySkeleton(request: DhcpPacket, type: number, serverAddress: 
   };
 }
 
+/** Option 43 with PXE_DISCOVERY_CONTROL = use the boot file; encoded once (serializing only reads it). */
+const USE_OFFERED_BOOT_FILE = Option.vendorSpecific.encode(new Map([[PxeSubOption.DISCOVERY_CONTROL, Buffer.from([PxeDiscoveryControl.USE_BOOTFILE])]]));
+
 /** Puts a boot decision in a reply: next-server, file and option 67, option 60, option 43, option 97 echoed. */
 export function addBootOptions(reply: DhcpPacket, request: DhcpPacket, decision: Extract<BootDecision, { boot: true }>, serverAddress: string): void {
   reply.siaddr = serverAddress;
@@ -64,10 +67,8 @@ export function addBootOptions(reply: DhcpPacket, request: DhcpPacket, decision:
   if (Buffer.byteLength(decision.bootFile, 'latin1') < 128) reply.file = decision.bootFile;
   setOption(reply.options, Option.bootfileName, decision.bootFile);
   setOption(reply.options, Option.vendorClassId, decision.vendorClass);
-  if (decision.pxeDiscoveryControl) {
-    // 06 01 08 ff: firmware PXE (EDK2) takes the offer's boot file instead of asking again on 4011.
-    setOption(reply.options, Option.vendorSpecific, new Map([[PxeSubOption.DISCOVERY_CONTROL, Buffer.from([PxeDiscoveryControl.USE_BOOTFILE])]]));
-  }
+  // 06 01 08 ff: firmware PXE (EDK2) takes the offer's boot file instead of asking again on 4011.
+  if (decision.pxeDiscoveryControl) reply.options.set(Option.vendorSpecific.code, USE_OFFERED_BOOT_FILE);
   const uuid = request.options.get(Option.clientUuid.code);
   if (uuid !== undefined) reply.options.set(Option.clientUuid.code, uuid);
 }

@@ -45,11 +45,14 @@ export function walkTlvs(bytes: Buffer, where: string): TlvWalk {
   return { ok: true, entries };
 }
 
-/** Adds entries to `options`, concatenating the value of a code seen before (RFC 3396 §7). */
-export function concatenateInto(options: DhcpOptions, entries: Array<[number, Buffer]>): void {
+/**
+ * Adds entries to `options`, concatenating the value of a code seen before (RFC 3396 §7). Values
+ * are copies unless `copy` is false (the caller owns the bytes the entries view).
+ */
+export function concatenateInto(options: DhcpOptions, entries: Array<[number, Buffer]>, copy = true): void {
   for (const [code, value] of entries) {
     const previous = options.get(code);
-    options.set(code, previous === undefined ? Buffer.from(value) : Buffer.concat([previous, value]));
+    options.set(code, previous === undefined ? (copy ? Buffer.from(value) : value) : Buffer.concat([previous, value]));
   }
 }
 
@@ -112,11 +115,41 @@ export function setOption<T>(options: DhcpOptions, codec: OptionCodec<T>, value:
 }
 
 export function ipv4ToBuffer(address: string): Buffer {
-  const parts = address.split('.');
-  if (parts.length !== 4 || !parts.every((part) => /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/.test(part))) {
-    throw new RangeError(`not a dotted IPv4 address: ${JSON.stringify(address)}`);
+  const bytes = Buffer.allocUnsafe(4);
+  writeIpv4(bytes, address, 0);
+  return bytes;
+}
+
+/**
+ * Writes dotted-quad `address` as 4 bytes at `offset`: four decimal parts 0–255 without leading
+ * zeros, else a RangeError. A loop over the characters: this runs several times per reply.
+ */
+export function writeIpv4(target: Buffer, address: string, offset: number): void {
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= address.length; i++) {
+    const char = i === address.length ? 0x2e : address.charCodeAt(i);
+    if (char === 0x2e) {
+      if (digits === 0 || part === 4) throw notIpv4(address);
+      target[offset + part] = value;
+      part += 1;
+      value = 0;
+      digits = 0;
+    } else if (char >= 0x30 && char <= 0x39) {
+      if (digits > 0 && value === 0) throw notIpv4(address); // a leading zero
+      value = value * 10 + (char - 0x30);
+      digits += 1;
+      if (value > 255) throw notIpv4(address);
+    } else {
+      throw notIpv4(address);
+    }
   }
-  return Buffer.from(parts.map(Number));
+  if (part !== 4) throw notIpv4(address);
+}
+
+function notIpv4(address: string): RangeError {
+  return new RangeError(`not a dotted IPv4 address: ${JSON.stringify(address)}`);
 }
 
 export function bufferToIpv4(bytes: Buffer): string {

@@ -2,8 +2,9 @@
 // parses, rate-limits per MAC, picks the handler by the mode of the subnet the request came from
 // (the arrival interface's address, or the relay's giaddr), writes leases before their ACK leaves,
 // and replies from the arrival interface's address. Handlers stay pure (handler-*.ts).
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { createSocket, type Datagram, type UdpSocket } from 'dgram-native';
+import { createSocket, type Datagram, type OutgoingDatagram, type UdpSocket } from 'dgram-native';
 import type { LeaseStore } from '../../store/leases.js';
 import { parseDhcp, serializeDhcp, type DhcpPacket } from './codec.js';
 import type { DhcpDirectory } from './directory.js';
@@ -49,12 +50,24 @@ const DEFAULT_RATE_LIMIT = { burst: 20, perSecond: 10 };
 const IP_UDP_HEADERS = 28;
 const RFC2131_MIN_MESSAGE = 576;
 
+/** A reply waiting for the next flush (one sendmmsg per socket for all replies of a receive batch). */
+interface PendingReply {
+  socket: UdpSocket;
+  datagram: OutgoingDatagram;
+  /** Message type name, for the `sent` counter. */
+  type: string;
+  /** performance.now() when the request was received. */
+  receivedAt: number;
+}
+
 export class DhcpServer {
   private readonly sockets: { socket: UdpSocket; port: number }[] = [];
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   /** Last time something was logged per key (MAC or source): at most once per minute each. */
   private readonly lastLogged = new Map<string, number>();
   private readonly registering = new Set<string>();
+  private pending: PendingReply[] = [];
+  private flushScheduled = false;
   private readonly sweeper: NodeJS.Timeout;
   private readonly clock: () => number;
   private readonly rate: { burst: number; perSecond: number };
@@ -72,8 +85,13 @@ export class DhcpServer {
         for (const port of ports) {
           // One socket per interface and port, bound to the device: a request is only ever seen on
           // an interface named in the config, and the reply leaves by it.
-          const socket = createSocket({ port, interface: name, reuseAddr: true, broadcast: true, pktinfo: true, batchSize: 64, recvBufferSize: 4 << 20 });
-          socket.on('message', (datagram: Datagram) => this.receive(socket, port, datagram));
+          // No GSO: replies are independent datagrams of different sizes and destinations.
+          const socket = createSocket({ port, interface: name, reuseAddr: true, broadcast: true, pktinfo: true, batchSize: 64, recvBufferSize: 4 << 20, gso: false });
+          socket.on('batch', (datagrams: Datagram[]) => {
+            // All replies to one receive batch leave together, in one sendmmsg.
+            for (const datagram of datagrams) this.receive(socket, port, datagram);
+            this.flush();
+          });
           socket.on('error', (error) => options.log.warn({ err: error, interface: name, port }, 'DHCP socket error'));
           this.sockets.push({ socket, port });
         }
@@ -97,7 +115,7 @@ export class DhcpServer {
   }
 
   private receive(socket: UdpSocket, port: number, datagram: Datagram): void {
-    const start = process.hrtime.bigint();
+    const start = performance.now();
     const parsed = parseDhcp(datagram.data);
     if (!parsed.ok) {
       this.drop('malformed');
@@ -139,7 +157,10 @@ export class DhcpServer {
       return;
     }
     if (binding === undefined && type !== undefined && this.options.directory.acceptNewNodes()) {
-      this.register(request.chaddr, () => this.receive(socket, port, datagram));
+      this.register(request.chaddr, () => {
+        this.receive(socket, port, datagram);
+        this.flush();
+      });
       return;
     }
     const result = handleAuthoritative(request, context, binding);
@@ -182,9 +203,17 @@ export class DhcpServer {
       send(result.reply);
       return;
     }
-    // An ACK promises the address: it leaves only once the lease is on disk.
+    // An ACK promises the address: it leaves only once the lease is on disk. Leases committed
+    // together resolve together: their ACKs share the flush scheduled by the first.
     this.writeLease(lease).then(
-      (written) => (written ? send(result.reply) : this.drop('lease-write-failed')),
+      (written) => {
+        if (!written) {
+          this.drop('lease-write-failed');
+          return;
+        }
+        send(result.reply);
+        this.scheduleFlush();
+      },
       () => this.drop('lease-write-failed'),
     );
   }
@@ -205,7 +234,8 @@ export class DhcpServer {
     }
   }
 
-  private send(socket: UdpSocket, datagram: Datagram, request: DhcpPacket, reply: OutgoingReply, start: bigint): void {
+  /** Encodes a reply and queues it for the next flush. */
+  private send(socket: UdpSocket, datagram: Datagram, request: DhcpPacket, reply: OutgoingReply, receivedAt: number): void {
     const maxMessage = getOption(request.options, Option.maxMessageSize) ?? RFC2131_MIN_MESSAGE;
     let bytes: Buffer;
     try {
@@ -215,25 +245,64 @@ export class DhcpServer {
       this.logOnce(`serialize ${request.chaddr}`, () => this.options.log.error({ err: error, mac: request.chaddr }, 'DHCP reply could not be encoded'));
       return;
     }
-    try {
-      // Broadcasts must leave by the arrival interface; every reply comes from its address.
-      const broadcast = reply.address === '255.255.255.255';
-      socket.send(bytes, reply.port, reply.address, { sourceAddress: datagram.localAddress, ...(broadcast ? { ifindex: datagram.ifindex } : {}) });
-    } catch (error) {
-      this.drop('send-failed');
-      this.logOnce(`send ${reply.address}`, () => this.options.log.warn({ err: error, to: reply.address }, 'DHCP reply could not be sent'));
-      return;
-    }
+    // Broadcasts must leave by the arrival interface; every reply comes from its address.
+    const broadcast = reply.address === '255.255.255.255';
+    const outgoing: OutgoingDatagram = { data: bytes, port: reply.port, address: reply.address, sourceAddress: datagram.localAddress };
+    if (broadcast) outgoing.ifindex = datagram.ifindex;
     const type = messageTypeOf(reply.packet);
-    const name = type === undefined ? 'BOOTP' : (MESSAGE_TYPE_NAMES[type] ?? `TYPE${type}`);
-    this.counters.sent[name] = (this.counters.sent[name] ?? 0) + 1;
-    const micros = Number(process.hrtime.bigint() - start) / 1000;
+    this.pending.push({ socket, datagram: outgoing, type: type === undefined ? 'BOOTP' : (MESSAGE_TYPE_NAMES[type] ?? `TYPE${type}`), receivedAt });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Sends every pending reply: one sendBatch per socket. */
+  private flush(): void {
+    const pending = this.pending;
+    if (pending.length === 0) return;
+    this.pending = [];
+    let start = 0;
+    while (start < pending.length) {
+      // Runs of the same socket (usually the whole list).
+      const socket = pending[start]!.socket;
+      let end = start + 1;
+      while (end < pending.length && pending[end]!.socket === socket) end++;
+      const run = pending.slice(start, end);
+      let failed: { index: number; error: Error }[];
+      try {
+        failed = socket.sendBatch(run.map((reply) => reply.datagram)).failed;
+      } catch (error) {
+        // The socket is closed (the server is stopping): nothing of this run was sent.
+        failed = run.map((_, index) => ({ index, error: error as Error }));
+      }
+      const failedAt = new Set(failed.map((failure) => failure.index));
+      for (const failure of failed) {
+        this.drop('send-failed');
+        const to = run[failure.index]!.datagram.address;
+        this.logOnce(`send ${to}`, () => this.options.log.warn({ err: failure.error, to }, 'DHCP reply could not be sent'));
+      }
+      const now = performance.now();
+      for (let i = 0; i < run.length; i++) if (!failedAt.has(i)) this.countSent(run[i]!, now);
+      start = end;
+    }
+  }
+
+  private countSent(reply: PendingReply, now: number): void {
+    this.counters.sent[reply.type] = (this.counters.sent[reply.type] ?? 0) + 1;
+    const micros = (now - reply.receivedAt) * 1000;
     const latency = this.counters.latency;
     latency.count += 1;
     latency.sumMicros += micros;
-    latency.maxMicros = Math.max(latency.maxMicros, micros);
-    const bucket = LATENCY_BUCKETS_US.findIndex((bound) => micros <= bound);
-    latency.buckets[bucket === -1 ? LATENCY_BUCKETS_US.length : bucket]! += 1;
+    if (micros > latency.maxMicros) latency.maxMicros = micros;
+    let bucket = 0;
+    while (bucket < LATENCY_BUCKETS_US.length && micros > LATENCY_BUCKETS_US[bucket]!) bucket++;
+    latency.buckets[bucket]! += 1;
   }
 
   private drop(reason: string): void {

@@ -1,0 +1,124 @@
+// Serial consoles (docs/power.md): `GET /node/<id>/console` answers the newest part of the node's
+// console log; the same path with a WebSocket upgrade is the live, interactive console. Both need
+// role.poweradmin: console output carries what a machine prints at boot and in a root shell
+// (passwords typed at prompts, kickstart secrets), and the WebSocket types into it.
+import type { WebSocketBehavior } from 'uWebSockets.js';
+import { consoleService } from '../../power/console-service.js';
+import { authenticate } from '../auth.js';
+import type { ApiContext } from '../context.js';
+import { badRequest, HttpError } from '../errors.js';
+import { objectStore } from '../objects.js';
+import type { Request, Route } from '../route.js';
+import { nodeClass } from './nodes.js';
+
+const consoles = (ctx: ApiContext) => consoleService(ctx.store, ctx.config.server.data_dir, ctx.log);
+
+export const DEFAULT_CONSOLE_KIB = 64;
+const MAX_CONSOLE_KIB = 65_536;
+
+export const consoleRoutes: Route[] = [
+  {
+    method: 'GET', path: '/node/:id/console', access: 'role.poweradmin',
+    summary: 'Newest console output: ?kib=N (default 64), ?encoding=base64 for exact bytes; a WebSocket upgrade here is the live console',
+    handler: async (req, ctx) => {
+      const node = objectStore(nodeClass, ctx).resolve(req.params.id!);
+      const kibText = req.query.get('kib');
+      const kib = kibText === null ? DEFAULT_CONSOLE_KIB : Number(kibText);
+      if (!Number.isInteger(kib) || kib < 1 || kib > MAX_CONSOLE_KIB) throw badRequest(`kib must be an integer 1..${MAX_CONSOLE_KIB}`);
+      const encoding = req.query.get('encoding') ?? 'utf8';
+      if (encoding !== 'utf8' && encoding !== 'base64') throw badRequest('encoding must be utf8 or base64');
+      const service = consoles(ctx);
+      const bytes = await service.tail(node.uid, kib * 1024);
+      return { ...service.status(node.uid), bytes: bytes.length, encoding, output: bytes.toString(encoding) };
+    },
+  },
+];
+
+/** The access check of the WebSocket, as a route so that authenticate() treats it like the REST ones. */
+const WEBSOCKET_ROUTE: Route = {
+  method: 'GET', path: '/node/:id/console (WebSocket)', access: 'role.poweradmin', summary: 'Live console', handler: () => undefined,
+};
+
+interface ConsoleSocket {
+  uid: string;
+  detach?: () => void;
+  closed: boolean;
+}
+
+/** Live output a slow client has not taken yet; beyond it uWS drops messages (the log keeps everything). */
+const MAX_BACKPRESSURE = 1024 * 1024;
+
+const STATUS_LINE: Record<number, string> = { 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found', 409: '409 Conflict', 500: '500 Internal Server Error' };
+
+/**
+ * The live console on uWS: the token (Authorization: Bearer, or `?token=` for browsers, which
+ * cannot set headers on a WebSocket) is checked before the upgrade, like on REST routes; a refused
+ * request gets the JSON envelope with 401/403/404/409 and no upgrade. Messages from the client are
+ * keystrokes; output goes out as binary messages.
+ */
+export function consoleWebSocket(ctx: ApiContext): WebSocketBehavior<ConsoleSocket> {
+  const service = consoles(ctx);
+  return {
+    maxPayloadLength: 64 * 1024,
+    maxBackpressure: MAX_BACKPRESSURE,
+    upgrade: (res, req, context) => {
+      // Everything from req must be read now: uWS invalidates it when this function returns.
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const id = decodeURIComponent(req.getParameter(0) ?? '');
+      const query = new URLSearchParams(req.getQuery() ?? '');
+      const header = req.getHeader('authorization');
+      const token = query.get('token');
+      const headers: Record<string, string> = {};
+      if (header !== '') headers.authorization = header;
+      else if (token !== null) headers.authorization = `Bearer ${token}`;
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      const request: Request = { method: 'GET', path: req.getUrl(), params: { id }, query, headers, body: undefined, remoteAddress: '' };
+      void (async () => {
+        try {
+          const principal = await authenticate(WEBSOCKET_ROUTE, request, ctx);
+          const node = objectStore(nodeClass, ctx).resolve(id);
+          if (service.status(node.uid).kind === 'none') throw new HttpError(409, `Node ${id} has no console capture (set its 'console' attribute)`);
+          if (aborted) return;
+          ctx.log.info({ node: node.uid, admin: principal?.name }, 'console opened');
+          res.cork(() => res.upgrade<ConsoleSocket>({ uid: node.uid, closed: false }, key, protocol, extensions, context));
+        } catch (err) {
+          if (aborted) return;
+          const status = err instanceof HttpError ? err.status : 500;
+          const reason = err instanceof HttpError ? err.message : 'Internal server error';
+          if (status === 500) ctx.log.error({ err }, 'console upgrade failed');
+          res.cork(() => {
+            res.writeStatus(STATUS_LINE[status] ?? String(status));
+            res.writeHeader('Content-Type', 'application/json');
+            if (err instanceof HttpError) for (const [name, value] of Object.entries(err.headers)) res.writeHeader(name, value);
+            res.end(JSON.stringify({ success: false, reason }), true);
+          });
+        }
+      })();
+    },
+    open: (ws) => {
+      const socket = ws.getUserData();
+      socket.detach = service.attach(socket.uid, {
+        data: (bytes) => {
+          if (!socket.closed) ws.send(bytes, true);
+        },
+        end: (reason) => {
+          if (!socket.closed) ws.end(1001, reason.slice(0, 120));
+        },
+      });
+      if (!socket.detach) ws.end(1011, 'console capture stopped');
+    },
+    message: (ws, message) => {
+      const socket = ws.getUserData();
+      // The message's memory is neutered after this callback: the line gets a copy.
+      service.write(socket.uid, Buffer.from(new Uint8Array(message)));
+    },
+    close: (ws) => {
+      const socket = ws.getUserData();
+      socket.closed = true;
+      socket.detach?.();
+    },
+  };
+}
