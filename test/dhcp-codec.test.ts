@@ -1,4 +1,5 @@
 import test from 'ava';
+import { seededRandom } from './helpers/prng.js';
 import { readFileSync, readdirSync } from 'node:fs';
 import {
   BOOTREPLY,
@@ -340,17 +341,6 @@ for (const [what, wire, expected] of malformed) {
   });
 }
 
-/** Deterministic PRNG (mulberry32) so that a failing case can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** parseDhcp must answer, never throw; a packet it accepts must survive serialize → parse unchanged. */
 function checkAnyBytes(t: { fail(message: string): void }, wire: Buffer, label: string): 'ok' | 'rejected' {
@@ -373,7 +363,7 @@ function checkAnyBytes(t: { fail(message: string): void }, wire: Buffer, label: 
 }
 
 test('fuzz: random buffers never throw and always give a packet or a reason', (t) => {
-  const random = prng(0x6b65656c);
+  const random = seededRandom(0x6b65656c);
   const counts = { ok: 0, rejected: 0 };
   for (let i = 0; i < 5000; i += 1) {
     const wire = Buffer.from(Array.from({ length: Math.floor(random() * 600) }, () => Math.floor(random() * 256)));
@@ -390,7 +380,7 @@ test('fuzz: random buffers never throw and always give a packet or a reason', (t
 });
 
 test('fuzz: random mutations of the real fixtures never throw; accepted ones round-trip', (t) => {
-  const random = prng(0x64686370);
+  const random = seededRandom(0x64686370);
   const counts = { ok: 0, rejected: 0 };
   const sources = fixtureNames.map(fixture);
   for (let i = 0; i < 10000; i += 1) {

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { seededRandom } from './helpers/prng.js';
 import {
   formatSelector, matchesSelector, MAX_NESTING, MAX_PATTERN_LENGTH, MAX_SELECTOR_LENGTH, parseSelector, selectNodes,
   type ComparisonOperator, type SelectorAst, type SelectorReference, type SelectorSubject, type SelectorValue, type SizeUnit,
@@ -20,17 +21,6 @@ function matches(text: string, subject: SelectorSubject): boolean {
   return matchesSelector(ast(text), subject);
 }
 
-/** Deterministic PRNG (mulberry32) so property tests are reproducible from their seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // --- the spec's examples -------------------------------------------------------------------------
 
@@ -322,7 +312,7 @@ function randomTree(next: () => number, depth: number): SelectorAst {
 }
 
 test('round trip: parse(format(ast)) is ast for 3000 seeded random trees', (t) => {
-  const next = random(0x5e1ec7);
+  const next = seededRandom(0x5e1ec7);
   for (let i = 0; i < 3000; i += 1) {
     const tree = randomTree(next, 4);
     const text = formatSelector(tree);
@@ -394,7 +384,7 @@ function randomSpelling(tree: SelectorAst, next: () => number): string {
 }
 
 test('round trip from text: 3000 random spellings parse to the tree they were written from', (t) => {
-  const next = random(0xbadc0de);
+  const next = seededRandom(0xbadc0de);
   for (let i = 0; i < 3000; i += 1) {
     const tree = randomTree(next, 4);
     const text = randomSpelling(tree, next);
@@ -524,7 +514,7 @@ function checkOutcome(text: string): string | undefined {
 }
 
 test('fuzz: 20000 random strings never throw; errors have a column inside the text', (t) => {
-  const next = random(0xf00d);
+  const next = seededRandom(0xf00d);
   const alphabet = ['a', 'h', 's', 'x', '[', ']', '(', ')', '"', "'", '\\', '/', '=', '!', '<', '>', '~', '&', '|', ' ', '1', '0', '.', '-',
     'G', 'i', 'B', 'K', 'and', 'or', 'not', 'true', '*', '+', '?', '{', '}', 'é', '😀', '\ud800', '\n', 'u', 'e'];
   for (let i = 0; i < 20_000; i += 1) {
@@ -541,7 +531,7 @@ test('fuzz: 20000 random strings never throw; errors have a column inside the te
 });
 
 test('fuzz: 20000 mutations of valid selectors never throw', (t) => {
-  const next = random(0xc0ffee);
+  const next = seededRandom(0xc0ffee);
   for (let i = 0; i < 20_000; i += 1) {
     const chars = [...randomSpelling(randomTree(next, 3), next)];
     for (let edits = 1 + Math.floor(next() * 3); edits > 0; edits -= 1) {

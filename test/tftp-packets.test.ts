@@ -11,6 +11,7 @@ import {
   type TftpPacket,
 } from '../src/net/tftp/packets.js';
 import { classifyRequest } from '../src/net/tftp/request.js';
+import { seededRandom } from './helpers/prng.js';
 
 function parsed(buf: Buffer): TftpPacket {
   const result = parseTftp(buf);
@@ -115,20 +116,9 @@ test('every packet type round-trips', (t) => {
   for (const packet of packets) t.deepEqual(parsed(serializeTftp(packet)), packet);
 });
 
-/** Seeded PRNG (mulberry32), so a failure reproduces. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('fuzz: random buffers and mutated packets never throw, and what parses re-serializes to a packet that parses the same', (t) => {
-  const random = prng(1350);
+  const random = seededRandom(1350);
   const seeds = [
     serializeRequest({ type: 'rrq', filename: 'ipxe.efi', mode: 'octet', options: [{ name: 'blksize', value: '1428' }, { name: 'tsize', value: '0' }] }),
     serializeData(1, Buffer.alloc(16, 1)),

@@ -4,6 +4,7 @@
 //   node --import tsx bench/selector/run.ts [--nodes 10000] [--runs 50]
 import { parseArgs } from 'node:util';
 import { matchesSelector, parseSelector, selectNodes, type SelectorSubject } from '../../src/cluster/selector.js';
+import { seededRandom } from '../../test/helpers/prng.js';
 
 const { values } = parseArgs({
   options: {
@@ -18,21 +19,10 @@ const baselineRuns = Number(values['baseline-runs']);
 
 type BenchNode = SelectorSubject & { uid: string };
 
-/** mulberry32: the same nodes on every run. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A cluster as the API would see it: attributes are strings, reports mix numbers and unit strings. */
 function syntheticNodes(count: number): BenchNode[] {
-  const next = random(42);
+  const next = seededRandom(42);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
   return Array.from({ length: count }, (_, i) => {
     const ramGiB = pick([64, 128, 256, 512]);
