@@ -1,5 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
-import { encodeNetascii, type ReadBlock } from '../src/net/tftp/blocks.js';
+import { seededRandom } from './helpers/prng.js';
+import { encodeNetascii, type ReadBlock, type ReadBlockInto } from '../src/net/tftp/blocks.js';
 import type { TftpLimits } from '../src/net/tftp/options.js';
 import { parseTftp, serializeAck, serializeData, serializeError, serializeRequest, type TftpPacket } from '../src/net/tftp/packets.js';
 import type { TransferMode } from '../src/net/tftp/request.js';
@@ -19,17 +20,6 @@ function synthetic(offset: number, length: number): Buffer {
   return buf;
 }
 
-/** Seeded PRNG (mulberry32), so a failing loss pattern reproduces. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function decode(buf: Buffer): TftpPacket {
   const result = parseTftp(buf);
@@ -45,12 +35,13 @@ function summary(step: TransferStep): Array<number | string> {
   });
 }
 
-function newTransfer(fileSize: number, options: Record<string, string> = {}, extra: { mode?: TransferMode; readBlock?: ReadBlock; limits?: TftpLimits; retransmit?: Partial<RetransmitPolicy> } = {}) {
+function newTransfer(fileSize: number, options: Record<string, string> = {}, extra: { mode?: TransferMode; readBlock?: ReadBlock; readBlockInto?: ReadBlockInto; limits?: TftpLimits; retransmit?: Partial<RetransmitPolicy> } = {}) {
   const clock = { now: 0 };
   const transfer = new Transfer({
     request: { filename: 'f', mode: extra.mode ?? 'octet', options: Object.entries(options).map(([name, value]) => ({ name, value })) },
     fileSize,
     readBlock: extra.readBlock ?? synthetic,
+    readBlockInto: extra.readBlockInto,
     limits: extra.limits,
     retransmit: extra.retransmit,
     now: () => clock.now,
@@ -105,7 +96,7 @@ interface SimOutcome {
 }
 
 function simulate(scenario: Scenario): SimOutcome {
-  const random = prng(scenario.seed ?? 1);
+  const random = seededRandom(scenario.seed ?? 1);
   const lossToClient = scenario.lossToClient ?? scenario.loss ?? 0;
   const lossToServer = scenario.lossToServer ?? scenario.loss ?? 0;
   const latency = scenario.latencyMs ?? 1;
@@ -180,7 +171,8 @@ function simulate(scenario: Scenario): SimOutcome {
     for (const packet of step.send) {
       if (packet.readUInt16BE(0) === 3 && packet.readUInt16BE(2) === 0) sawBlockZero = true;
       if (random() < lossToClient) dropped++;
-      else queue.push({ at: now + latency, toClient: true, packet });
+      // A copy, as the kernel takes one: the transfer refills an acknowledged block's buffer.
+      else queue.push({ at: now + latency, toClient: true, packet: Buffer.from(packet) });
     }
     serverTimer = step.timeoutMs === null ? null : now + step.timeoutMs;
     if (step.finished !== null) result = step.finished;
@@ -516,7 +508,7 @@ test('malformed packets and non-ACKs from the client end the transfer with ERROR
 });
 
 test('fuzz: random datagrams into live transfers never throw', (t) => {
-  const random = prng(7440);
+  const random = seededRandom(7440);
   for (let i = 0; i < 300; i++) {
     const { transfer, clock } = newTransfer(Math.floor(random() * 20000), { windowsize: String(1 + Math.floor(random() * 8)) });
     transfer.start();
@@ -530,6 +522,69 @@ test('fuzz: random datagrams into live transfers never throw', (t) => {
       });
     }
   }
+});
+
+test('DATA packets are refilled in place once acknowledged: one buffer per window slot, not one per block', (t) => {
+  for (const windowSize of [1, 4]) {
+    const { transfer } = newTransfer(40 * 512 + 7, { windowsize: String(windowSize) });
+    transfer.start();
+    // Small Buffers are slices of shared pools: a packet's memory is its ArrayBuffer and offset.
+    const memory = new Map<ArrayBuffer, Set<number>>();
+    let step = transfer.onAck(0);
+    let acked = 0;
+    while (step.send.length > 0 && step.finished === null) {
+      for (const [i, packet] of step.send.entries()) {
+        const block = acked + i + 1;
+        // Checked when sent: the content is only guaranteed until the next call.
+        t.deepEqual(decode(packet), { type: 'data', block, payload: synthetic((block - 1) * 512, block === 41 ? 7 : 512) });
+        if (packet.length === 516) {
+          const offsets = memory.get(packet.buffer as ArrayBuffer) ?? new Set<number>();
+          memory.set(packet.buffer as ArrayBuffer, offsets.add(packet.byteOffset));
+        }
+      }
+      acked += step.send.length;
+      step = transfer.onAck(acked);
+    }
+    t.like(transfer.result, { outcome: 'complete', counters: { blocksSent: 41 } });
+    const distinct = [...memory.values()].reduce((sum, offsets) => sum + offsets.size, 0);
+    t.true(distinct <= windowSize, `windowsize ${windowSize}: ${distinct} distinct packet buffers`);
+  }
+});
+
+test('readBlockInto reads straight into the DATA packet in octet mode; its short counts and errors end the transfer', (t) => {
+  const calls: number[] = [];
+  const readBlockInto: ReadBlockInto = (target, targetOffset, offset, length) => {
+    calls.push(offset);
+    return synthetic(offset, length).copy(target, targetOffset);
+  };
+  const readBlock: ReadBlock = () => {
+    throw new Error('readBlock must not be used when readBlockInto is given');
+  };
+  const { transfer } = newTransfer(1000, {}, { readBlock, readBlockInto });
+  t.deepEqual(decode(transfer.start().send[0] as Buffer), { type: 'data', block: 1, payload: synthetic(0, 512) });
+  t.deepEqual(decode(transfer.onAck(1).send[0] as Buffer), { type: 'data', block: 2, payload: synthetic(512, 488) });
+  t.like(transfer.onAck(2).finished, { outcome: 'complete' });
+  t.deepEqual(calls, [0, 512]);
+
+  const short = newTransfer(2000, {}, { readBlockInto: (target, at, offset, length) => synthetic(offset, Math.min(length, 1500 - offset)).copy(target, at) }).transfer;
+  short.start();
+  short.onAck(1);
+  const step = short.onAck(2);
+  t.deepEqual(summary(step), ['error 0']);
+  t.regex((step.finished as TransferResult).detail, /returned 476 bytes at offset 1024 where 512 were expected/);
+
+  const failing = newTransfer(2000, {}, {
+    readBlockInto: () => {
+      throw new Error('EIO');
+    },
+  }).transfer;
+  t.like(failing.start().finished, { outcome: 'source-error', detail: 'reading 512 bytes at offset 0 failed: EIO' });
+
+  // netascii converts what readBlock returns; readBlockInto is not used there.
+  const text = Buffer.from('a\nb\n');
+  const netascii = newTransfer(text.length, {}, { mode: 'netascii', readBlock: (o, l) => text.subarray(o, o + l), readBlockInto }).transfer;
+  t.deepEqual(decode(netascii.start().send[0] as Buffer), { type: 'data', block: 1, payload: Buffer.from('a\r\nb\r\n') });
+  t.deepEqual(calls, [0, 512]);
 });
 
 test('a source shorter than its announced size ends the transfer with ERROR 0 instead of hanging', (t) => {

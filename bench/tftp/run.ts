@@ -1,19 +1,24 @@
 // bench/tftp: keel's TFTP server against tftpd-hpa (lock-step) and atftpd (windowsize) on the same
 // files in one run, with real clients (curl, atftp). Servers and clients are pinned to one CPU
-// (taskset): unpinned runs swing 5× here. Each figure is the median of --runs transfers.
+// (taskset): unpinned runs swing 5× here. Each figure is the median of --runs transfers, after one
+// untimed warm-up transfer per server.
 //   single:     one transfer, curl at blksize 512/1468/8192/65464 (keel vs tftpd-hpa), atftp at
-//               windowsize 1/4/16 and blksize 1468, 1/4 at 8192 (keel vs atftpd). Not 8192 × 16: a
-//               window of 16 such datagrams overflows atftp's default receive buffer on loopback
-//               (≈ 16 KiB of kernel memory each), and both servers then crawl through timeouts.
+//               windowsize 1/4/16 and blksize 1468 and 8192 (keel vs atftpd). 8192 × 16 uses the
+//               4 MiB file: atftpd sends a window datagram by datagram, 16 of which overflow atftp's
+//               default receive buffer on loopback (≈ 16 KiB of kernel memory each), so it crawls
+//               through timeouts (≈ 0.3 MB/s); keel's window goes as UDP GSO runs and arrives whole.
 //   concurrent: 16 and 64 curl clients at once, blksize 1468 and 8192 (keel vs tftpd-hpa); MB/s =
 //               all bytes / wall time from the first start to the last exit
 // Usage: node --import tsx bench/tftp/run.ts [--cpu 1] [--runs 3] [--mib 64] [--atftpd PATH] [--sections curl,atftp,concurrent]
+//          [--blksizes 512,1468,8192,65464 (curl singles)] [--variant NAME=SERVE_SCRIPT ...]
+// --variant adds another keel build (e.g. a copy of the last commit's tree: its test/tftp/serve.ts)
+// to every comparison, alternated with the others in the same run: an A/B under the same load.
 // Needs tftpd-hpa's in.tftpd, atftpd (it conflicts with tftpd-hpa as a package: extract it with
 // `apt-get download atftpd && dpkg -x atftpd_*.deb DIR`, pass DIR/usr/sbin/atftpd), curl, atftp.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +32,14 @@ const { values } = parseArgs({
     mib: { type: 'string', default: '64' },
     atftpd: { type: 'string', default: 'atftpd' },
     sections: { type: 'string', default: 'curl,atftp,concurrent' },
+    variant: { type: 'string', multiple: true, default: [] },
+    blksizes: { type: 'string', default: '512,1468,8192,65464' },
   },
+});
+const variants = values.variant.map((spec) => {
+  const at = spec.indexOf('=');
+  if (at <= 0) throw new Error(`--variant NAME=SERVE_SCRIPT, got ${spec}`);
+  return { name: spec.slice(0, at), script: spec.slice(at + 1) };
 });
 const cpu = values.cpu;
 const runs = Number(values.runs);
@@ -57,18 +69,18 @@ interface Server {
   process: ChildProcess;
 }
 
-async function startServer(name: 'keel' | 'tftpd-hpa' | 'atftpd'): Promise<Server> {
+async function startServer(name: string, script = serveScript): Promise<Server> {
   const port = await freePort();
   const pinned = (command: string, args: string[]) => spawn('taskset', ['-c', cpu, command, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
   let child: ChildProcess;
-  if (name === 'keel') {
-    // Logs at info (one line per transfer) go to stderr, ignored: their cost is counted.
-    child = pinned(process.execPath, ['--import', 'tsx', serveScript, '--bind', '127.0.0.1', '--port', String(port), '--root', root, '--log-level', 'info']);
-    await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
-  } else if (name === 'tftpd-hpa') {
+  if (name === 'tftpd-hpa') {
     child = pinned('in.tftpd', ['-L', '-a', `127.0.0.1:${port}`, '-s', root]);
-  } else {
+  } else if (name === 'atftpd') {
     child = pinned(values.atftpd, ['--daemon', '--no-fork', '--port', String(port), '--bind-address', '127.0.0.1', '--logfile', '/dev/null', '--user', 'root', '--group', 'root', root]);
+  } else {
+    // keel or a variant. Logs at info (one line per transfer) go to stderr, ignored: their cost is counted.
+    child = pinned(process.execPath, ['--import', 'tsx', script, '--bind', '127.0.0.1', '--port', String(port), '--root', root, '--log-level', 'info']);
+    await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
   }
   await new Promise((resolve) => setTimeout(resolve, 300));
   return { name, port, process: child };
@@ -105,38 +117,54 @@ async function measure(clients: number, bytes: number, command: string, args: (o
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function compare(label: string, peerName: 'tftpd-hpa' | 'atftpd', clients: number, bytes: number, command: string, args: (port: number, out: string) => string[]) {
-  const servers = { keel: await startServer('keel'), peer: await startServer(peerName) };
-  const results = { keel: [] as number[], peer: [] as number[] };
+  const servers = [await startServer('keel'), ...(await Promise.all(variants.map((v) => startServer(v.name, v.script)))), await startServer(peerName)];
+  const results = new Map<string, number[]>(servers.map((s) => [s.name, []]));
   try {
+    // One untimed transfer per server first: keel is a long-running process whose JIT warms up
+    // once in its life (tftpd-hpa and atftpd are compiled C), and the first transfer costs that.
+    for (const server of servers) {
+      await measure(clients, bytes, command, (out) => args(server.port, out)).catch((error: Error) => {
+        throw new Error(`${label}, ${server.name} (warm-up): ${error.message}`);
+      });
+    }
     for (let i = 0; i < runs; i++) {
-      // Alternate, so that a change in the machine's load hits both sides.
-      for (const side of i % 2 ? (['peer', 'keel'] as const) : (['keel', 'peer'] as const)) {
-        results[side].push(await measure(clients, bytes, command, (out) => args(servers[side].port, out)));
+      // Rotate the order, so that a change in the machine's load hits every side.
+      for (let k = 0; k < servers.length; k++) {
+        const server = servers[(i + k) % servers.length]!;
+        results.get(server.name)!.push(await measure(clients, bytes, command, (out) => args(server.port, out)).catch((error: Error) => {
+          throw new Error(`${label}, ${server.name}: ${error.message}`);
+        }));
       }
     }
   } finally {
-    servers.keel.process.kill('SIGTERM');
-    servers.peer.process.kill('SIGKILL');
+    for (const server of servers) server.process.kill(server.name === peerName ? 'SIGKILL' : 'SIGTERM');
   }
-  const keel = median(results.keel);
-  const peer = median(results.peer);
-  const row = `| ${label} | ${keel.toFixed(0)} | ${peerName} ${peer.toFixed(0)} | ${(keel / peer).toFixed(2)}× |`;
-  console.log(row);
-  return row;
+  const peer = median(results.get(peerName)!);
+  const mbs = (x: number) => x.toFixed(x < 10 ? 2 : 0);
+  const rows = servers.filter((s) => s.name !== peerName).map((s) => {
+    const all = results.get(s.name)!;
+    const ratios = all.map((x, i) => x / results.get(peerName)![i]!);
+    const name = s.name === 'keel' ? '' : ` (${s.name})`;
+    return `| ${label}${name} | ${mbs(median(all))} | ${peerName} ${mbs(peer)} | ${(median(all) / peer).toFixed(2)}× | ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} |`;
+  });
+  for (const row of rows) console.log(row);
+  return rows;
 }
 
 console.log(`cpu ${cpu}, median of ${runs}, file ${values.mib} MiB (16 MiB at blksize 512, 4 MiB per concurrent client)`);
-console.log('| case | keel MB/s | peer MB/s | keel/peer |');
-console.log('|---|---|---|---|');
+console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log('| case | keel MB/s | peer MB/s | keel/peer (medians) | per-run ratio range |');
+console.log('|---|---|---|---|---|');
 const sections = new Set(values.sections.split(','));
 try {
-  for (const blksize of sections.has('curl') ? [512, 1468, 8192, 65464] : []) {
+  for (const blksize of sections.has('curl') ? values.blksizes.split(',').map(Number) : []) {
     const [file, size] = blksize === 512 ? ['small.bin', 16 * MiB] : ['big.bin', bigSize];
     await compare(`curl single, blksize ${blksize}`, 'tftpd-hpa', 1, size, 'curl', (port, out) => curlArgs(port, file, blksize, out));
   }
   for (const blksize of sections.has('atftp') ? [1468, 8192] : []) {
-    for (const windowsize of blksize === 8192 ? [1, 4] : [1, 4, 16]) {
-      await compare(`atftp single, blksize ${blksize} windowsize ${windowsize}`, 'atftpd', 1, bigSize, 'atftp', (port, out) => atftpArgs(port, 'big.bin', blksize, windowsize, out));
+    for (const windowsize of [1, 4, 16]) {
+      const [file, size] = blksize === 8192 && windowsize === 16 ? ['each.bin', 4 * MiB] : ['big.bin', bigSize];
+      await compare(`atftp single, blksize ${blksize} windowsize ${windowsize}`, 'atftpd', 1, size, 'atftp', (port, out) => atftpArgs(port, file, blksize, windowsize, out));
     }
   }
   for (const clients of sections.has('concurrent') ? [16, 64] : []) {
@@ -145,5 +173,6 @@ try {
     }
   }
 } finally {
+  console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   rmSync(root, { recursive: true, force: true });
 }

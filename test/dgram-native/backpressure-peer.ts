@@ -22,6 +22,13 @@ const datagram = (seq: number) => {
   data.writeUInt32BE(seq, 0);
   return data;
 };
+// send() takes one buffer refilled for every datagram: the queue must keep copies, since the
+// caller may reuse a buffer as soon as send() returns (the receiver checks every sequence number).
+const reused = Buffer.alloc(1000);
+const refilled = (seq: number) => {
+  reused.writeUInt32BE(seq, 0);
+  return reused;
+};
 const describe = (error: unknown) => (error instanceof DgramNativeError ? { code: error.code, syscall: error.syscall, message: error.message } : String(error));
 
 // A. sendBatch on an idle socket, one message per datagram (gso: false): sendmmsg itself stops at EAGAIN.
@@ -39,7 +46,7 @@ let next = 0; // sequence number of the next datagram the socket accepts
 
 // 1. send() one by one until well past the first EAGAIN
 const sendResults: boolean[] = [];
-for (let i = 0; i < 8; i++) sendResults.push(sender.send(datagram(next++), port, '127.0.0.1'));
+for (let i = 0; i < 8; i++) sendResults.push(sender.send(refilled(next++), port, '127.0.0.1'));
 
 // 2. sendBatch while datagrams are queued: they join the queue's tail
 const batch = sender.sendBatch(Array.from({ length: 8 }, () => ({ data: datagram(next++), port, address: '127.0.0.1' })));
@@ -48,7 +55,7 @@ const batch = sender.sendBatch(Array.from({ length: 8 }, () => ({ data: datagram
 let overflow: unknown;
 for (let i = 0; i < maxQueuedDatagrams * 2 && overflow === undefined; i++) {
   try {
-    sender.send(datagram(next), port, '127.0.0.1');
+    sender.send(refilled(next), port, '127.0.0.1');
     next++;
   } catch (error) {
     overflow = error;

@@ -6,10 +6,10 @@ import { EventEmitter } from 'node:events';
 import { getSystemErrorMap } from 'node:util';
 import { formatIPv4, parseIPv4 } from './addresses.js';
 import { binding, type NativeHandle } from './binding.js';
-import { BatchIndex, META_SLOTS, type Datagram, type PackedBatch } from './received.js';
+import { BatchIndex, META_SLOTS, ReceivedView, type Datagram, type PackedBatch } from './received.js';
 
 export { formatIPv4, interfaceIndex, interfaceName, parseIPv4 } from './addresses.js';
-export type { Datagram, PackedBatch } from './received.js';
+export type { Datagram, PackedBatch, ReceivedView } from './received.js';
 
 /** Receive slot per message with GRO: a coalesced message holds up to 64 KiB of datagrams. */
 const GRO_SLOT_SIZE = 65535;
@@ -166,6 +166,12 @@ export interface UdpSocketEvents {
    * (payloads in one Buffer, fields read by index): the cheap way to receive floods.
    */
   packed: [PackedBatch];
+  /**
+   * The same datagrams again, after every other event, read in place in the receive slab: no
+   * copy, no object per datagram. The view is valid only during the listener (the socket's next
+   * receive, e.g. a sendReceive() in the listener, overwrites it).
+   */
+  view: [ReceivedView];
   /** The send queue emptied after backpressure. */
   drain: [];
   /** An asynchronous failure: receive error, or a queued datagram the kernel rejected. */
@@ -194,6 +200,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
   #kernelDrops = 0;
   #gsoSendsAtClose = 0;
   readonly #index = new BatchIndex();
+  readonly #view: ReceivedView;
 
   /** Opens, configures and binds the socket; throws DgramNativeError (e.g. ENODEV, EADDRINUSE). */
   constructor(options: SocketOptions = {}) {
@@ -205,6 +212,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
     const slotSize = gro ? GRO_SLOT_SIZE : this.#maxDatagramSize;
     this.#slab = Buffer.allocUnsafeSlow(batchSize * slotSize);
     this.#meta = new Uint32Array(batchSize * META_SLOTS);
+    this.#view = new ReceivedView(this.#slab, this.#meta, this.#index);
     const result = binding.open(
       {
         bindAddress: parseIPv4(options.bindAddress ?? '0.0.0.0'),
@@ -258,7 +266,8 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
    * Sends one datagram. Returns true if the kernel took it, false if it was queued because the
    * kernel said EAGAIN (wait for 'drain' before sending more). Throws DgramNativeError when the
    * kernel rejects it (ENETUNREACH, EACCES for a broadcast without `broadcast`, ...), when the
-   * queue is full (EAGAIN) or when the socket is closed (ERR_SOCKET_CLOSED).
+   * queue is full (EAGAIN) or when the socket is closed (ERR_SOCKET_CLOSED). `data` may be
+   * reused once this returns (the send queue keeps a copy).
    */
   send(data: Uint8Array, port: number, address: string, options?: SendOptions): boolean {
     const handle = this.#openHandle('sendmsg');
@@ -277,8 +286,45 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
   }
 
   /**
+   * send(), then reads without waiting the first message already queued on this socket, for
+   * request/response exchanges: a peer on the same CPU, woken by the send, often answers before
+   * sendmsg returns, and reading the answer here saves a trip through the event loop. What is
+   * read (one datagram, or several of one GRO message) is returned, not emitted as events, in a
+   * ReceivedView that is valid only until the socket receives again; later datagrams come by the
+   * events. Nothing is read when the datagram was queued (EAGAIN) or the kernel
+   * rejected it; errors are thrown as by send().
+   */
+  sendReceive(data: Uint8Array, port: number, address: string, options?: SendOptions): ReceivedView {
+    const view = this.#view;
+    view.count = 0;
+    if (this.#queue.length > 0) {
+      this.send(data, port, address, options);
+      return view;
+    }
+    const handle = this.#openHandle('sendmsg');
+    const addressValue = parseIPv4(address);
+    const sourceAddress = options?.sourceAddress === undefined ? 0 : parseIPv4(options.sourceAddress);
+    const ifindex = options?.ifindex ?? 0;
+    const result = binding.sendReceive(handle, data, addressValue, checkPort(port), sourceAddress, ifindex);
+    if (result > 0) {
+      const index = this.#index;
+      index.fill(this.#meta, result, this.#maxDatagramSize);
+      this.#received += index.count;
+      this.#truncated += index.truncated;
+      if (index.kernelDrops > this.#kernelDrops) this.#kernelDrops = index.kernelDrops;
+      view.count = index.count;
+    } else if (result === -EAGAIN) {
+      this.#enqueue({ data, address: addressValue, port, sourceAddress, ifindex }, 'sendmsg');
+    } else if (result < 0) {
+      throw new DgramNativeError('sendmsg', -result, `${address}:${port}`);
+    }
+    return view;
+  }
+
+  /**
    * Sends many datagrams with sendmmsg (one syscall per 64). A datagram the kernel rejects does
    * not stop the others; see SendBatchResult. Throws only for invalid arguments or a closed socket.
+   * The buffers may be reused once this returns (the send queue keeps copies).
    */
   sendBatch(datagrams: readonly OutgoingDatagram[]): SendBatchResult {
     const handle = this.#openHandle('sendmmsg');
@@ -323,7 +369,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
       if (this.#queue.length >= this.#maxQueued) {
         result.failed.push({ index: i, error: new DgramNativeError('sendmmsg', EAGAIN, `send queue full (maxQueuedDatagrams ${this.#maxQueued})`) });
       } else {
-        this.#queue.push(datagram);
+        this.#queue.push({ ...datagram, data: new Uint8Array(datagram.data) }); // see #enqueue
         result.queued++;
       }
     }
@@ -370,7 +416,8 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
 
   #enqueue(datagram: QueuedDatagram, syscall: string): boolean {
     if (this.#queue.length >= this.#maxQueued) throw new DgramNativeError(syscall, EAGAIN, `send queue full (maxQueuedDatagrams ${this.#maxQueued})`);
-    this.#queue.push(datagram);
+    // A copy: the caller may reuse its buffer once send() returns, as when the kernel took it.
+    this.#queue.push({ ...datagram, data: new Uint8Array(datagram.data) });
     if (this.#queue.length === 1) binding.watchWritable(this.#handle!, true);
     return false;
   }
@@ -391,11 +438,15 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
     if (this.listenerCount('packed') > 0) this.emit('packed', index.packed(this.#slab, this.#meta, messages));
     const wantsBatch = this.listenerCount('batch') > 0;
     const wantsMessages = this.listenerCount('message') > 0;
-    if (this.#handle === undefined || (!wantsBatch && !wantsMessages)) return;
-    const datagrams = index.datagrams(this.#slab, this.#meta);
-    if (wantsBatch) this.emit('batch', datagrams);
-    if (!wantsMessages) return;
-    for (let i = 0; i < datagrams.length && this.#handle !== undefined; i++) this.emit('message', datagrams[i]!);
+    if (this.#handle !== undefined && (wantsBatch || wantsMessages)) {
+      const datagrams = index.datagrams(this.#slab, this.#meta);
+      if (wantsBatch) this.emit('batch', datagrams);
+      for (let i = 0; wantsMessages && i < datagrams.length && this.#handle !== undefined; i++) this.emit('message', datagrams[i]!);
+    }
+    if (this.#handle !== undefined && this.listenerCount('view') > 0) {
+      this.#view.count = index.count;
+      this.emit('view', this.#view);
+    }
   }
 
   #flushQueue(): void {

@@ -208,3 +208,60 @@ export class PackedBatch {
     return this.#view.datagram(i, this.#view.data(i));
   }
 }
+
+/**
+ * The datagrams of the socket's last receive, read in place in its receive slab (no copy, no
+ * object per datagram): what `sendReceive()` returns. Valid only until the socket receives again
+ * (the next `sendReceive()`, or the event loop's next turn); `data(i)` is a view into the slab, so
+ * copy what must be kept.
+ */
+export class ReceivedView {
+  /** Datagrams in the view. */
+  count = 0;
+  readonly #slab: Buffer;
+  readonly #meta: Uint32Array;
+  readonly #index: BatchIndex;
+  readonly #format = memoizedFormatIPv4();
+
+  /** @internal built by the socket */
+  constructor(slab: Buffer, meta: Uint32Array, index: BatchIndex) {
+    this.#slab = slab;
+    this.#meta = meta;
+    this.#index = index;
+  }
+
+  /** Payload of datagram i: a view into the receive slab. */
+  data(i: number): Buffer {
+    const offset = this.#index.entries[i * INDEX_SLOTS + I_OFFSET]!;
+    return this.#slab.subarray(offset, offset + this.#index.entries[i * INDEX_SLOTS + I_LENGTH]!);
+  }
+
+  /** Byte length of datagram i. */
+  length(i: number): number {
+    return this.#index.entries[i * INDEX_SLOTS + I_LENGTH]!;
+  }
+
+  /** Source address of datagram i as a host-order uint32 (parseIPv4's form): compare without formatting. */
+  addressValue(i: number): number {
+    return this.#metaOf(i, M_SRC_ADDR);
+  }
+
+  /** Source address of datagram i. */
+  address(i: number): string {
+    return this.#format(this.#metaOf(i, M_SRC_ADDR));
+  }
+
+  /** Source port of datagram i. */
+  port(i: number): number {
+    return this.#metaOf(i, M_SRC_PORT);
+  }
+
+  /** Datagram i was longer than maxDatagramSize and was cut. */
+  truncated(i: number): boolean {
+    return this.#index.entries[i * INDEX_SLOTS + I_TRUNCATED] === 1;
+  }
+
+  #metaOf(i: number, slot: number): number {
+    return this.#meta[this.#index.entries[i * INDEX_SLOTS + I_MESSAGE]! * META_SLOTS + slot]!;
+  }
+}

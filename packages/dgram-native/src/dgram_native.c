@@ -226,30 +226,41 @@ static void on_coalesce_timer(uv_timer_t *timer) {
   receive_batches(s);  // whatever arrived meanwhile, without waiting for another poll round
 }
 
+// One recvmmsg of up to `max` messages without waiting: fills meta, packs the payloads at the
+// start of the slab and returns the number of messages (0 if none was queued), or -errno for a
+// receive error.
+static int receive_once(dn_socket *s, uint32_t max) {
+  for (uint32_t i = 0; i < max; i++) {
+    struct msghdr *h = &s->msgs[i].msg_hdr;
+    h->msg_namelen = sizeof(struct sockaddr_in);
+    h->msg_controllen = CONTROL_SPACE;
+    h->msg_flags = 0;
+    s->meta[i * META_SLOTS + M_DROPS] = 0;
+  }
+  int n;
+  do n = recvmmsg(s->fd, s->msgs, max, MSG_DONTWAIT, NULL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+  size_t packed = 0;
+  for (int i = 0; i < n; i++) {
+    fill_meta(s, (unsigned)i);
+    // Payload i sits at i * slot_size; moving it down to the end of payload i - 1 never
+    // overwrites a payload not yet moved.
+    uint32_t len = s->meta[i * META_SLOTS + M_LEN];
+    if (packed != (size_t)i * s->slot_size) memmove(s->slab + packed, s->slab + (size_t)i * s->slot_size, len);
+    packed += len;
+  }
+  return n;
+}
+
 static void receive_batches(dn_socket *s) {
   for (int round = 0; round < MAX_BATCHES_PER_WAKEUP && !s->closing; round++) {
-    for (uint32_t i = 0; i < s->batch_size; i++) {
-      struct msghdr *h = &s->msgs[i].msg_hdr;
-      h->msg_namelen = sizeof(struct sockaddr_in);
-      h->msg_controllen = CONTROL_SPACE;
-      h->msg_flags = 0;
-      s->meta[i * META_SLOTS + M_DROPS] = 0;
-    }
-    int n = recvmmsg(s->fd, s->msgs, s->batch_size, MSG_DONTWAIT, NULL);
+    int n = receive_once(s, s->batch_size);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) call_js(s, s->callback_ref, EV_ERROR, -errno);
+      call_js(s, s->callback_ref, EV_ERROR, n);
       return;
     }
-    size_t packed = 0;
-    for (int i = 0; i < n; i++) {
-      fill_meta(s, (unsigned)i);
-      // Payload i sits at i * slot_size; moving it down to the end of payload i - 1 never
-      // overwrites a payload not yet moved.
-      uint32_t len = s->meta[i * META_SLOTS + M_LEN];
-      if (packed != (size_t)i * s->slot_size) memmove(s->slab + packed, s->slab + (size_t)i * s->slot_size, len);
-      packed += len;
-    }
+    if (n == 0) return;
     call_js(s, s->callback_ref, EV_BATCH, n);
     if ((uint32_t)n < s->batch_size) {
       // Queue drained (skip the syscall that would say so). With coalescing, stop reading for a
@@ -558,6 +569,44 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   return make_int(env, n < 0 ? -errno : n);
 }
 
+// sendReceive(handle, data, address, port, sourceAddress, ifindex)
+//   -> -errno if the send failed; else the number of messages (0 or 1) read right after it without
+// waiting, in the slab and meta as for a batch event, which is not emitted. One message: the
+// answer to a request; reading more would cost recvmmsg a second, usually empty, read.
+// For request/response exchanges with a peer on the same CPU: sendmsg wakes the peer, which often
+// runs and answers before sendmsg returns, so the answer is read here instead of after a trip
+// through the event loop (epoll_wait, a callback into JS). A receive error is left for the poll.
+static napi_value js_send_receive(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  dn_socket *s = get_socket(env, argv[0]);
+  if (s == NULL) return NULL;
+  if (s->fd < 0 || s->closing) return make_int(env, -EBADF);
+  void *data;
+  size_t len;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  CHECK(napi_get_typedarray_info(env, argv[1], &type, &len, &data, &ab, &offset));
+  uint32_t m[SEND_SLOTS];
+  CHECK(napi_get_value_uint32(env, argv[2], &m[S_ADDR]));
+  CHECK(napi_get_value_uint32(env, argv[3], &m[S_PORT]));
+  CHECK(napi_get_value_uint32(env, argv[4], &m[S_SRC_ADDR]));
+  CHECK(napi_get_value_uint32(env, argv[5], &m[S_IFINDEX]));
+  struct msghdr h;
+  struct sockaddr_in to;
+  struct iovec iov = {.iov_base = data, .iov_len = len};
+  uint8_t control[SEND_CONTROL_SPACE];
+  prepare_send(&h, &to, &iov, 1, control, m, 0);
+  ssize_t n;
+  do n = sendmsg(s->fd, &h, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return make_int(env, -errno);
+  int received = receive_once(s, 1);
+  return make_int(env, received < 0 ? 0 : received);
+}
+
 // Errors with which a kernel refuses a GSO send as such while the same datagrams may go one by
 // one: EIO (device without checksum offload, IPsec route), EINVAL (too many segments, SO_NO_CHECK;
 // older kernels also for a segment over the MTU), EMSGSIZE (segment over the route MTU),
@@ -758,6 +807,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"sendReceive", NULL, js_send_receive, NULL, NULL, NULL, napi_default, NULL},
       {"sendStats", NULL, js_send_stats, NULL, NULL, NULL, napi_default, NULL},
       {"watchWritable", NULL, js_watch_writable, NULL, NULL, NULL, napi_default, NULL},
       {"setRef", NULL, js_set_ref, NULL, NULL, NULL, napi_default, NULL},

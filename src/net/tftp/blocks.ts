@@ -8,14 +8,24 @@
  */
 export type ReadBlock = (offset: number, length: number) => Buffer;
 
+/**
+ * Copies `length` bytes at `offset` of the file into `target` at `targetOffset` and returns the
+ * number copied (fewer only at the end of the file): lets a source read straight into the DATA
+ * packet instead of handing out a buffer to copy from.
+ */
+export type ReadBlockInto = (target: Buffer, targetOffset: number, offset: number, length: number) => number;
+
 /** The source did not deliver what its announced size promised (or threw). */
 export class SourceError extends Error {
   override name = 'SourceError';
 }
 
 export interface BlockProducer {
-  /** The next payload: exactly blockSize bytes, or fewer (possibly none) for the last block. */
-  next(): Buffer;
+  /**
+   * Writes the next payload into `target` at `offset` (room for blockSize bytes) and returns its
+   * length: exactly blockSize, or fewer (possibly 0) for the last block.
+   */
+  fill(target: Buffer, offset: number): number;
 }
 
 /** A read of exactly `length` bytes: a short read means the file shrank under us, a long one is cut. */
@@ -32,16 +42,28 @@ function readExactly(readBlock: ReadBlock, offset: number, length: number): Buff
   return data.length === length ? data : data.subarray(0, length);
 }
 
-/** octet mode: the file's bytes as they are. */
-export function octetBlocks(fileSize: number, readBlock: ReadBlock, blockSize: number): BlockProducer {
+/** octet mode: the file's bytes as they are, read straight into the packet when the source can. */
+export function octetBlocks(fileSize: number, readBlock: ReadBlock, blockSize: number, readBlockInto?: ReadBlockInto): BlockProducer {
   let offset = 0;
   return {
-    next() {
+    fill(target, at) {
       const length = Math.min(blockSize, fileSize - offset);
-      if (length <= 0) return Buffer.alloc(0);
-      const data = readExactly(readBlock, offset, length);
+      if (length <= 0) return 0;
+      if (readBlockInto) {
+        let copied: number;
+        try {
+          copied = readBlockInto(target, at, offset, length);
+        } catch (error) {
+          throw new SourceError(`reading ${length} bytes at offset ${offset} failed: ${(error as Error).message}`);
+        }
+        if (copied < length) {
+          throw new SourceError(`source returned ${copied} bytes at offset ${offset} where ${length} were expected: it is shorter than its announced size`);
+        }
+      } else {
+        readExactly(readBlock, offset, length).copy(target, at);
+      }
       offset += length;
-      return data;
+      return length;
     },
   };
 }
@@ -75,7 +97,7 @@ export function netasciiBlocks(fileSize: number, readBlock: ReadBlock, blockSize
   // Encoded bytes not yet handed out: less than 3 blocks' worth at any time.
   let pending: Buffer = Buffer.alloc(0);
   return {
-    next() {
+    fill(target, at) {
       while (pending.length < blockSize && offset < fileSize) {
         const length = Math.min(blockSize, fileSize - offset);
         const encoded = encodeNetascii(readExactly(readBlock, offset, length));
@@ -83,10 +105,9 @@ export function netasciiBlocks(fileSize: number, readBlock: ReadBlock, blockSize
         // concat copies, so nothing refers to the source's buffer after this call (see ReadBlock).
         pending = Buffer.concat([pending, encoded]);
       }
-      const take = Math.min(blockSize, pending.length);
-      const block = pending.subarray(0, take);
+      const take = pending.copy(target, at, 0, Math.min(blockSize, pending.length));
       pending = pending.subarray(take);
-      return block;
+      return take;
     },
   };
 }

@@ -2,9 +2,9 @@
 // RFC 1350 says), the retransmission timers and the transfers' lifecycle. Every protocol decision
 // is the pure core's (request.ts, transfer.ts); files come from a TftpFileSource.
 import type { Logger } from 'pino';
-import { createSocket, type Datagram, type UdpSocket } from 'dgram-native';
+import { createSocket, parseIPv4, type Datagram, type ReceivedView, type UdpSocket } from 'dgram-native';
 import { DEFAULT_LIMITS, type TftpLimits } from './options.js';
-import { ErrorCode, serializeError } from './packets.js';
+import { ErrorCode, Opcode, serializeError } from './packets.js';
 import { classifyRequest, type ReadRequest } from './request.js';
 import { isOpenError, type TftpFile, type TftpFileSource, type TftpPeer } from './sources.js';
 import { Transfer, type RetransmitPolicy, type TransferOutcome, type TransferResult, type TransferStep } from './transfer.js';
@@ -64,9 +64,16 @@ const DATAGRAM_OVERHEAD_BYTES = 1024;
 /** ACKs are 4 bytes and ERRORs at most a few hundred: one small receive slab per transfer. */
 const TRANSFER_RECEIVE_BATCH = 4;
 const TRANSFER_MAX_DATAGRAM = 516;
+/**
+ * Lock-step blocks sent and answered without returning to the event loop (see apply): bounded so
+ * that one fast client cannot keep timers, the server port and other transfers waiting.
+ */
+const INLINE_ROUNDS = 32;
 
 interface ActiveTransfer {
   peer: TftpPeer;
+  /** peer.address as parseIPv4 gives it: received datagrams are matched without formatting theirs. */
+  peerAddress: number;
   request: ReadRequest;
   transfer: Transfer;
   file: TftpFile;
@@ -191,10 +198,11 @@ export class TftpServer {
       request,
       fileSize: file.size,
       readBlock: (offset, length) => file.readBlock(offset, length),
+      readBlockInto: file.readInto && ((target, targetOffset, offset, length) => file.readInto!(target, targetOffset, offset, length)),
       limits: this.limits,
       retransmit: this.options.retransmit,
     });
-    const active: ActiveTransfer = { peer, request, transfer, file, socket: undefined, timer: undefined, timerAt: 0 };
+    const active: ActiveTransfer = { peer, peerAddress: parseIPv4(peer.address), request, transfer, file, socket: undefined, timer: undefined, timerAt: 0 };
     this.active.add(active);
     const step = transfer.start();
     if (step.finished) {
@@ -222,15 +230,9 @@ export class TftpServer {
       return;
     }
     const socket = active.socket;
-    socket.on('message', (datagram) => {
-      if (datagram.port !== peer.port || datagram.address !== peer.address) {
-        // Someone else's packet on this TID (RFC 1350 §4): answered, the transfer is not disturbed.
-        this.counters.unknownTransferIds++;
-        this.log.info({ peer: `${datagram.address}:${datagram.port}`, transferPeer: where }, 'tftp: datagram from an unknown transfer ID');
-        this.send(socket, serializeError(ErrorCode.unknownTransferId, 'unknown transfer ID'), datagram);
-        return;
-      }
-      this.apply(active, transfer.onDatagram(datagram.data));
+    socket.on('view', (view) => {
+      const last = this.answerAllButLast(active, view);
+      if (last) this.apply(active, last);
     });
     socket.on('error', (error) => {
       this.counters.sendErrors++;
@@ -239,15 +241,76 @@ export class TftpServer {
     this.apply(active, step);
   }
 
+  /**
+   * Sends a step's datagrams, arms the timer, ends the transfer if the step says so. A lock-step
+   * block goes with sendReceive: a client on the same CPU, woken by the send, has often ACKed
+   * before sendmsg returns, and that ACK is handled here and answered at once, without a trip
+   * through the event loop, for up to INLINE_ROUNDS blocks.
+   */
   private apply(active: ActiveTransfer, step: TransferStep): void {
+    for (let rounds = 0; ; rounds++) {
+      const socket = active.socket;
+      if (socket === undefined || step.send.length !== 1 || step.finished !== null || rounds === INLINE_ROUNDS) {
+        this.applyOnce(active, step);
+        return;
+      }
+      let view: ReceivedView;
+      try {
+        view = socket.sendReceive(step.send[0]!, active.peer.port, active.peer.address);
+      } catch (error) {
+        this.sendFailed(active.peer, error);
+        this.setTimer(active, step.timeoutMs);
+        return;
+      }
+      this.setTimer(active, step.timeoutMs);
+      if (view.count === 0) return;
+      const next = this.answerAllButLast(active, view);
+      if (!next) return;
+      step = next;
+    }
+  }
+
+  /**
+   * Hands the received datagrams to the transfer: the steps of all but the last are applied with
+   * plain sends (the view lives until the socket's next receive); the last one's is returned.
+   */
+  private answerAllButLast(active: ActiveTransfer, view: ReceivedView): TransferStep | undefined {
+    for (let i = 0; i < view.count - 1; i++) {
+      const step = this.onTransferDatagram(active, view, i);
+      if (step) this.applyOnce(active, step);
+    }
+    return this.onTransferDatagram(active, view, view.count - 1);
+  }
+
+  /** A datagram on the transfer's port: the transfer's step, or undefined if it was not the client's. */
+  private onTransferDatagram(active: ActiveTransfer, view: ReceivedView, i: number): TransferStep | undefined {
+    const data = view.data(i);
+    if (view.port(i) !== active.peer.port || view.addressValue(i) !== active.peerAddress) {
+      this.unknownTransferId(active, data, { address: view.address(i), port: view.port(i) });
+      return undefined;
+    }
+    // An ACK (the usual answer) straight to the core; anything else through its parser.
+    if (data.length >= 4 && data[0] === 0 && data[1] === Opcode.ack) return active.transfer.onAck(data.readUInt16BE(2));
+    return active.transfer.onDatagram(data);
+  }
+
+  /** Someone else's packet on this TID (RFC 1350 §4): answered with ERROR 5, the transfer is not disturbed. */
+  private unknownTransferId(active: ActiveTransfer, data: Buffer, from: TftpPeer): void {
+    if (active.socket === undefined || !this.active.has(active)) return;
+    this.counters.unknownTransferIds++;
+    this.log.info({ peer: `${from.address}:${from.port}`, transferPeer: `${active.peer.address}:${active.peer.port}`, bytes: data.length }, 'tftp: datagram from an unknown transfer ID');
+    this.send(active.socket, serializeError(ErrorCode.unknownTransferId, 'unknown transfer ID'), from);
+  }
+
+  private applyOnce(active: ActiveTransfer, step: TransferStep): void {
     const { socket, peer } = active;
     if (socket && step.send.length === 1) {
       this.send(socket, step.send[0]!, peer);
     } else if (socket && step.send.length > 1) {
       const result = socket.sendBatch(step.send.map((data) => ({ data, port: peer.port, address: peer.address })));
       if (result.failed.length > 0) {
-        this.counters.sendErrors += result.failed.length;
-        this.log.warn({ peer: `${peer.address}:${peer.port}`, err: result.failed[0]!.error }, 'tftp: send failed');
+        this.counters.sendErrors += result.failed.length - 1;
+        this.sendFailed(peer, result.failed[0]!.error);
       }
     }
     if (step.finished) {
@@ -322,8 +385,12 @@ export class TftpServer {
     try {
       socket.send(packet, peer.port, peer.address);
     } catch (error) {
-      this.counters.sendErrors++;
-      this.log.warn({ peer: `${peer.address}:${peer.port}`, err: error }, 'tftp: send failed');
+      this.sendFailed(peer, error);
     }
+  }
+
+  private sendFailed(peer: TftpPeer, error: unknown): void {
+    this.counters.sendErrors++;
+    this.log.warn({ peer: `${peer.address}:${peer.port}`, err: error }, 'tftp: send failed');
   }
 }

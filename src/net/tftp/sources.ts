@@ -14,6 +14,11 @@ export interface TftpFile {
   size: number;
   /** `length` bytes at `offset` (synchronous); the buffer is used only until the next call. */
   readBlock(offset: number, length: number): Buffer;
+  /**
+   * Optional: copies `length` bytes at `offset` into `target` at `targetOffset`, returns the
+   * number copied (fewer only past the end). The server then reads straight into its DATA packets.
+   */
+  readInto?(target: Buffer, targetOffset: number, offset: number, length: number): number;
   /** Called exactly once when the transfer ends (or is never started). */
   close(): void;
 }
@@ -75,25 +80,28 @@ export class ChunkStoreSource implements TftpFileSource {
     if (!reader) return { error: 'not-found', reason: `no content-store file ${id}` };
     const { size, chunkSize, chunks } = reader.manifest;
     let assembled: Buffer | undefined;
+    const readInto = (target: Buffer, targetOffset: number, offset: number, length: number): number => {
+      const end = Math.min(size, offset + length);
+      let written = 0;
+      for (let index = Math.floor(offset / chunkSize); offset + written < end; index++) {
+        const chunk = this.chunk(chunks[index]!);
+        const from = offset + written - index * chunkSize;
+        written += chunk.copy(target, targetOffset + written, from, Math.min(chunk.length, end - index * chunkSize));
+      }
+      return written;
+    };
     return {
       size,
       readBlock: (offset, length) => {
         const end = Math.min(size, offset + length);
         if (offset >= end) return Buffer.alloc(0);
         const first = Math.floor(offset / chunkSize);
-        const last = Math.floor((end - 1) / chunkSize);
-        if (first === last) return this.chunk(chunks[first]!).subarray(offset - first * chunkSize, end - first * chunkSize);
+        if (first === Math.floor((end - 1) / chunkSize)) return this.chunk(chunks[first]!).subarray(offset - first * chunkSize, end - first * chunkSize);
         // A block across a chunk boundary: assembled into a buffer reused by this file.
         if (!assembled || assembled.length < end - offset) assembled = Buffer.allocUnsafe(end - offset);
-        let written = 0;
-        for (let index = first; index <= last; index++) {
-          const chunk = this.chunk(chunks[index]!);
-          const from = index === first ? offset - first * chunkSize : 0;
-          const to = index === last ? end - last * chunkSize : chunk.length;
-          written += chunk.copy(assembled, written, from, to);
-        }
-        return assembled.subarray(0, written);
+        return assembled.subarray(0, readInto(assembled, 0, offset, end - offset));
       },
+      readInto,
       close: () => reader.close(),
     };
   }
@@ -121,6 +129,8 @@ export class ChunkStoreSource implements TftpFileSource {
 
 /** Read-ahead per open file: one pread serves many small blocks. */
 const READ_AHEAD_BYTES = 256 * 1024;
+/** Blocks at least this large are read with their own pread straight into the packet: a syscall per block costs less than a second copy. */
+const DIRECT_READ_BYTES = 16 * 1024;
 
 /**
  * Regular files under a root directory. The file is opened first and its real path is then read
@@ -172,22 +182,35 @@ function fileReader(fd: number, size: number): TftpFile {
   let bufferOffset = 0;
   let bufferLength = 0;
   let closed = false;
+  /** Reads until `length` bytes or the end of the file (readSync may return less than asked; 0 is the end). */
+  const readFully = (target: Buffer, targetOffset: number, offset: number, length: number): number => {
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, target, targetOffset + done, length - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  };
+  /** Makes the read-ahead buffer hold `offset`..`offset + length` if the file has it. */
+  const fillReadAhead = (offset: number, length: number): void => {
+    if (offset >= bufferOffset && offset + length <= bufferOffset + bufferLength) return;
+    if (buffer.length < Math.max(length, READ_AHEAD_BYTES)) buffer = Buffer.allocUnsafe(Math.max(length, READ_AHEAD_BYTES));
+    bufferOffset = offset;
+    bufferLength = readFully(buffer, 0, offset, buffer.length);
+  };
   return {
     size,
     readBlock(offset, length) {
-      if (offset < bufferOffset || offset + length > bufferOffset + bufferLength) {
-        if (buffer.length < Math.max(length, READ_AHEAD_BYTES)) buffer = Buffer.allocUnsafe(Math.max(length, READ_AHEAD_BYTES));
-        bufferOffset = offset;
-        bufferLength = 0;
-        // readSync may return less than asked; 0 means end of file (the transfer reports a short file).
-        while (bufferLength < buffer.length) {
-          const n = readSync(fd, buffer, bufferLength, buffer.length - bufferLength, offset + bufferLength);
-          if (n === 0) break;
-          bufferLength += n;
-        }
-      }
+      fillReadAhead(offset, length);
       const start = offset - bufferOffset;
       return buffer.subarray(start, Math.min(start + length, bufferLength));
+    },
+    readInto(target, targetOffset, offset, length) {
+      if (length >= DIRECT_READ_BYTES) return readFully(target, targetOffset, offset, length);
+      fillReadAhead(offset, length);
+      const start = offset - bufferOffset;
+      return buffer.copy(target, targetOffset, start, Math.min(start + length, bufferLength));
     },
     close() {
       if (closed) return;

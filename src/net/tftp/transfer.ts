@@ -2,9 +2,9 @@
 // datagrams and a timer setting out. No sockets and no timers of its own: the server owns those and
 // injects the clock, so every path runs in tests with a simulated client and a fake clock.
 
-import { netasciiBlocks, octetBlocks, SourceError, type BlockProducer, type ReadBlock } from './blocks.js';
+import { netasciiBlocks, octetBlocks, SourceError, type BlockProducer, type ReadBlock, type ReadBlockInto } from './blocks.js';
 import { DEFAULT_LIMITS, negotiateOptions, type NegotiatedOptions, type TftpLimits } from './options.js';
-import { ErrorCode, MAX_BLOCK_NUMBER, parseTftp, serializeData, serializeError, serializeOack } from './packets.js';
+import { ErrorCode, MAX_BLOCK_NUMBER, Opcode, parseTftp, serializeError, serializeOack } from './packets.js';
 import type { ReadRequest } from './request.js';
 
 const BLOCK_NUMBERS = MAX_BLOCK_NUMBER + 1;
@@ -30,6 +30,8 @@ export interface TransferOptions {
   /** Size of the file in bytes (before netascii conversion). */
   fileSize: number;
   readBlock: ReadBlock;
+  /** Optional: reads straight into the DATA packet (octet mode), saving the copy out of readBlock's buffer. */
+  readBlockInto?: ReadBlockInto;
   limits?: TftpLimits;
   retransmit?: Partial<RetransmitPolicy>;
   /** Milliseconds on a monotonic clock. */
@@ -90,7 +92,12 @@ export interface TransferResult {
 }
 
 export interface TransferStep {
-  /** Datagrams to send to the client, in order, from the transfer's own port. */
+  /**
+   * Datagrams to send to the client, in order, from the transfer's own port. Send them before the
+   * next call: the transfer refills a DATA packet's buffer with a later block once it is
+   * acknowledged (one buffer per window slot, none allocated per block), so a caller that keeps
+   * a datagram beyond that must copy it.
+   */
   send: Buffer[];
   /** Call onTimeout() after this many ms (replacing any earlier timer); null: no timer. */
   timeoutMs: number | null;
@@ -122,6 +129,8 @@ export class Transfer {
   private lastAcked = 0;
   /** Blocks lastAcked+1 … lastAcked+outstanding.length, sent and not yet acknowledged: the window. */
   private outstanding: Outstanding[] = [];
+  /** Acknowledged full-size DATA packets, refilled with later blocks: a window's worth at most. */
+  private spare: Buffer[] = [];
   /** Index of the final (short) block once it has been read. */
   private lastBlock: number | undefined;
   private deadline = 0;
@@ -164,8 +173,7 @@ export class Transfer {
     const negotiated = negotiation.negotiated;
     this.negotiated = negotiated;
     if (negotiated.timeoutSeconds !== undefined) this.rto = negotiated.timeoutSeconds * 1000;
-    const blocks = request.mode === 'octet' ? octetBlocks : netasciiBlocks;
-    this.producer = blocks(fileSize, readBlock, negotiated.blockSize);
+    this.producer = request.mode === 'octet' ? octetBlocks(fileSize, readBlock, negotiated.blockSize, this.options.readBlockInto) : netasciiBlocks(fileSize, readBlock, negotiated.blockSize);
     if (negotiated.oack !== undefined) {
       // The OACK is block 0 of the window: ACK 0 acknowledges it and it is retransmitted like DATA.
       this.phase = 'oack';
@@ -212,6 +220,8 @@ export class Transfer {
     }
     const done = this.outstanding.splice(0, acked - this.lastAcked);
     const newest = done[done.length - 1] as Outstanding;
+    const fullPacket = (this.negotiated as NegotiatedOptions).blockSize + 4;
+    for (const entry of done) if (entry.packet.length === fullPacket && this.phase === 'data') this.spare.push(entry.packet);
     // Karn: only a block sent once, and acknowledged as the end of its window (not by a receiver's timeout), times the path.
     if (acked === lastSent && newest.sends === 1) this.sampleRtt(this.now() - newest.sentAt);
     // With the client's timeout the RTO is that timeout (RFC 2349): progress undoes the backoff.
@@ -276,9 +286,12 @@ export class Transfer {
     try {
       while (this.outstanding.length < windowSize && this.lastBlock === undefined) {
         const index = this.lastAcked + this.outstanding.length + 1;
-        const payload = producer.next();
-        if (payload.length < blockSize) this.lastBlock = index;
-        this.outstanding.push({ packet: serializeData(index % BLOCK_NUMBERS, payload), sentAt: 0, sends: 0 });
+        const packet = this.spare.pop() ?? Buffer.allocUnsafe(blockSize + 4);
+        packet.writeUInt16BE(Opcode.data, 0);
+        packet.writeUInt16BE(index % BLOCK_NUMBERS, 2);
+        const length = producer.fill(packet, 4);
+        if (length < blockSize) this.lastBlock = index;
+        this.outstanding.push({ packet: length < blockSize ? packet.subarray(0, 4 + length) : packet, sentAt: 0, sends: 0 });
       }
     } catch (error) {
       if (!(error instanceof SourceError)) throw error;
