@@ -539,25 +539,19 @@ static void prepare_send(struct msghdr *h, struct sockaddr_in *to, struct iovec 
   }
 }
 
-// send(handle, data, address, port, sourceAddress, ifindex) -> bytes sent | -errno
-static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  dn_socket *s = get_socket(env, argv[0]);
-  if (s == NULL) return NULL;
-  if (s->fd < 0 || s->closing) return make_int(env, -EBADF);
+// Sends argv[1] to the destination, source and interface in argv[2..5] (as js_send takes them);
+// *sent is the byte count or -errno.
+static napi_status send_from_args(napi_env env, dn_socket *s, napi_value *argv, ssize_t *sent) {
   void *data;
   size_t len;
   napi_typedarray_type type;
   napi_value ab;
   size_t offset;
-  CHECK(napi_get_typedarray_info(env, argv[1], &type, &len, &data, &ab, &offset));
+  napi_status status = napi_get_typedarray_info(env, argv[1], &type, &len, &data, &ab, &offset);
+  static const int slots[4] = {S_ADDR, S_PORT, S_SRC_ADDR, S_IFINDEX};
   uint32_t m[SEND_SLOTS];
-  CHECK(napi_get_value_uint32(env, argv[2], &m[S_ADDR]));
-  CHECK(napi_get_value_uint32(env, argv[3], &m[S_PORT]));
-  CHECK(napi_get_value_uint32(env, argv[4], &m[S_SRC_ADDR]));
-  CHECK(napi_get_value_uint32(env, argv[5], &m[S_IFINDEX]));
+  for (int i = 0; i < 4 && status == napi_ok; i++) status = napi_get_value_uint32(env, argv[2 + i], &m[slots[i]]);
+  if (status != napi_ok) return status;
   struct msghdr h;
   struct sockaddr_in to;
   struct iovec iov = {.iov_base = data, .iov_len = len};
@@ -566,7 +560,21 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   ssize_t n;
   do n = sendmsg(s->fd, &h, MSG_DONTWAIT | MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
-  return make_int(env, n < 0 ? -errno : n);
+  *sent = n < 0 ? -errno : n;
+  return napi_ok;
+}
+
+// send(handle, data, address, port, sourceAddress, ifindex) -> bytes sent | -errno
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  dn_socket *s = get_socket(env, argv[0]);
+  if (s == NULL) return NULL;
+  if (s->fd < 0 || s->closing) return make_int(env, -EBADF);
+  ssize_t n;
+  CHECK(send_from_args(env, s, argv, &n));
+  return make_int(env, n);
 }
 
 // sendReceive(handle, data, address, port, sourceAddress, ifindex)
@@ -583,26 +591,9 @@ static napi_value js_send_receive(napi_env env, napi_callback_info info) {
   dn_socket *s = get_socket(env, argv[0]);
   if (s == NULL) return NULL;
   if (s->fd < 0 || s->closing) return make_int(env, -EBADF);
-  void *data;
-  size_t len;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t offset;
-  CHECK(napi_get_typedarray_info(env, argv[1], &type, &len, &data, &ab, &offset));
-  uint32_t m[SEND_SLOTS];
-  CHECK(napi_get_value_uint32(env, argv[2], &m[S_ADDR]));
-  CHECK(napi_get_value_uint32(env, argv[3], &m[S_PORT]));
-  CHECK(napi_get_value_uint32(env, argv[4], &m[S_SRC_ADDR]));
-  CHECK(napi_get_value_uint32(env, argv[5], &m[S_IFINDEX]));
-  struct msghdr h;
-  struct sockaddr_in to;
-  struct iovec iov = {.iov_base = data, .iov_len = len};
-  uint8_t control[SEND_CONTROL_SPACE];
-  prepare_send(&h, &to, &iov, 1, control, m, 0);
   ssize_t n;
-  do n = sendmsg(s->fd, &h, MSG_DONTWAIT | MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return make_int(env, -errno);
+  CHECK(send_from_args(env, s, argv, &n));
+  if (n < 0) return make_int(env, n);
   int received = receive_once(s, 1);
   return make_int(env, received < 0 ? 0 : received);
 }
