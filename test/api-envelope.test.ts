@@ -1,5 +1,6 @@
 import test from 'ava';
 import { connect } from 'node:net';
+import { statusLine } from '../src/api/errors.js';
 import { startTestHead } from './helpers/head.js';
 
 test('success and error envelopes with the right status codes', async (t) => {
@@ -19,6 +20,7 @@ test('success and error envelopes with the right status codes', async (t) => {
 
   const res = await fetch(`${h.base}/cluster/time`, { method: 'PUT' });
   t.is(res.status, 405);
+  t.is(res.statusText, 'Method Not Allowed');
   t.is(res.headers.get('allow'), 'GET');
   t.false(((await res.json()) as { success: boolean }).success);
 
@@ -105,4 +107,10 @@ test('aborted and garbage requests neither crash the server, leak memory nor lea
   const after = await h.call('GET', '/admins', { token: access_token });
   t.is(after.status, 200);
   t.false(Object.values(after.json.data as Record<string, { name: string }>).some((a) => a.name === 'abc'), 'half-sent body created nothing');
+});
+
+test('every status gets its reason phrase, also those no table listed (502 from power)', (t) => {
+  t.is(statusLine(502), '502 Bad Gateway');
+  t.is(statusLine(206), '206 Partial Content');
+  t.is(statusLine(599), '599');
 });

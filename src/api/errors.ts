@@ -1,4 +1,11 @@
 // The client-facing error types: each carries its HTTP status and the `reason` of the envelope.
+import { STATUS_CODES } from 'node:http';
+
+/** The status line uWS's writeStatus takes, e.g. `502 Bad Gateway`, for any code. */
+export function statusLine(status: number): string {
+  const text = STATUS_CODES[status];
+  return text ? `${status} ${text}` : String(status);
+}
 export class HttpError extends Error {
   constructor(
     readonly status: number,

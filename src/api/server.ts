@@ -9,15 +9,9 @@ import { loadUws } from '../native.js';
 import { BodyAborted, BodyStream } from './body-stream.js';
 import type { ApiContext } from './context.js';
 import { API_PREFIX, dispatch, type Reply } from './dispatch.js';
-import { badRequest, payloadTooLarge, unsupportedMediaType } from './errors.js';
+import { badRequest, payloadTooLarge, statusLine, unsupportedMediaType } from './errors.js';
 import type { Router } from './router.js';
 import type { Request } from './route.js';
-
-const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
-  405: '405 Method Not Allowed', 413: '413 Payload Too Large', 415: '415 Unsupported Media Type',
-  500: '500 Internal Server Error', 501: '501 Not Implemented',
-};
 
 
 /**
@@ -197,7 +191,7 @@ export class ApiServer {
     }
     const body = JSON.stringify(reply.payload);
     res.cork(() => {
-      res.writeStatus(STATUS_TEXT[reply.status] ?? String(reply.status));
+      res.writeStatus(statusLine(reply.status));
       res.writeHeader('Content-Type', 'application/json');
       for (const [key, value] of Object.entries(reply.headers)) res.writeHeader(key, value);
       if (req.method === 'HEAD') endHead(res, Buffer.byteLength(body));

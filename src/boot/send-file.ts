@@ -9,10 +9,7 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import type { FileReply, ReplyContent } from './file-reply.js';
 import { planFileResponse } from './ranges.js';
-
-const STATUS_LINE: Record<number, string> = {
-  200: '200 OK', 206: '206 Partial Content', 304: '304 Not Modified', 416: '416 Range Not Satisfiable',
-};
+import { statusLine } from '../api/errors.js';
 
 /** Bytes of unsent remainders held in copies, across all responses of the process. */
 export class RemainderBudget {
@@ -48,7 +45,7 @@ export function sendFile(target: SendTarget, method: string, requestHeaders: Rea
   const content = reply.content;
   const plan = planFileResponse(content, requestHeaders, reply.headers);
   const head = () => {
-    res.writeStatus(STATUS_LINE[plan.status]!);
+    res.writeStatus(statusLine(plan.status));
     for (const [key, value] of Object.entries(plan.headers)) res.writeHeader(key, value);
   };
   if (plan.status === 304 || plan.status === 416 || method === 'HEAD' || plan.end === plan.start) {

@@ -6,7 +6,7 @@ import type { WebSocketBehavior } from 'uWebSockets.js';
 import { consoleService } from '../../power/console-service.js';
 import { authenticate } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { badRequest, HttpError } from '../errors.js';
+import { badRequest, HttpError, statusLine } from '../errors.js';
 import { objectStore } from '../objects.js';
 import type { Request, Route } from '../route.js';
 import { nodeClass } from './nodes.js';
@@ -48,8 +48,6 @@ interface ConsoleSocket {
 /** Live output a slow client has not taken yet; beyond it uWS drops messages (the log keeps everything). */
 const MAX_BACKPRESSURE = 1024 * 1024;
 
-const STATUS_LINE: Record<number, string> = { 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found', 409: '409 Conflict', 500: '500 Internal Server Error' };
-
 /**
  * The live console on uWS: the token (Authorization: Bearer, or `?token=` for browsers, which
  * cannot set headers on a WebSocket) is checked before the upgrade, like on REST routes; a refused
@@ -90,7 +88,7 @@ export function consoleWebSocket(ctx: ApiContext): WebSocketBehavior<ConsoleSock
           const reason = err instanceof HttpError ? err.message : 'Internal server error';
           if (status === 500) ctx.log.error({ err }, 'console upgrade failed');
           res.cork(() => {
-            res.writeStatus(STATUS_LINE[status] ?? String(status));
+            res.writeStatus(statusLine(status));
             res.writeHeader('Content-Type', 'application/json');
             if (err instanceof HttpError) for (const [name, value] of Object.entries(err.headers)) res.writeHeader(name, value);
             res.end(JSON.stringify({ success: false, reason }), true);
