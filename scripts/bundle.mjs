@@ -89,6 +89,29 @@ const nativeAddonsPlugin = {
   },
 };
 
+// ordered-binary (lmdb-js's key codec) builds its string reader with a direct eval that closes
+// over its module's `position`; bundling renames that variable (position → position4), so the eval'd
+// reader advanced another module's variable and every key decode with a string looped forever
+// (seen: the binary died with "invalid size error" on its first getRange). Its Bun branch builds the
+// same reader with new Function and passes the position explicitly: use that branch everywhere.
+const ORDERED_BINARY_PATCHES = [
+  ["typeof process !== 'undefined' && process.isBun ?", 'true ?'],
+  ['eval(makeStringBuilder())', 'undefined'],
+];
+const orderedBinaryPlugin = {
+  name: 'keel-ordered-binary-without-eval',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]ordered-binary[\\/](index\.js|dist[\\/]index\.cjs)$/ }, (args) => {
+      let source = readFileSync(args.path, 'utf8');
+      for (const [from, to] of ORDERED_BINARY_PATCHES) {
+        if (!source.includes(from)) return { errors: [{ text: `${relative(root, args.path)} changed: "${from}" is gone; re-check the bundling of its string reader` }] };
+        source = source.replace(from, to);
+      }
+      return { contents: source, loader: 'js' };
+    });
+  },
+};
+
 const files = addonFiles();
 const id = buildId(files);
 const outfile = join(dist, 'keel.cjs');
@@ -110,8 +133,11 @@ const bundled = await build({
     KEEL_VERSION: JSON.stringify(version),
     KEEL_BUILD_ID: JSON.stringify(id),
   },
-  plugins: [nativeAddonsPlugin],
+  plugins: [nativeAddonsPlugin, orderedBinaryPlugin],
 }).catch(() => process.exit(1)); // esbuild has already printed the errors
+// A direct eval sees the bundle's renamed variables, not the ones its module meant (see above).
+const directEval = /(?<![\w$.])eval\(/.exec(bundled.outputFiles[0].text);
+if (directEval) fail(`the bundle contains a direct eval (${JSON.stringify(bundled.outputFiles[0].text.slice(directEval.index - 80, directEval.index + 40))}): a bundled module would see renamed variables`);
 writeAtomically(outfile, bundled.outputFiles[0].contents);
 
 const seaConfig = {
