@@ -7,15 +7,17 @@
 //   authoritative:  full DORA from --nodes known MACs at each --dora-rates. keel: authoritative
 //                   mode, every ACK after its lease is committed to LMDB; dnsmasq: one dhcp-host
 //                   per node (same addresses and names), its lease file.
-// Server and perfdhcp are pinned to one CPU (--cpu) with taskset; tcpdump (the latency probe, on
-// cli0) to the other (--capture-cpu). Latency is request → reply on the client's wire (bench/dhcp/
-// pcap.ts); CPU is the server's utime+stime over the perfdhcp run, per request received. After
-// each authoritative run the server is stopped and every ACK seen on the wire is checked against
-// its lease store (LMDB / the lease file): "durable" = ACKed MACs whose lease is there with the
-// ACKed address. Each server gets the same 1 s warm-up before each measured run; sides alternate.
-// Usage (root): node --import tsx bench/dhcp/run.ts [--runs 3] [--seconds 10] [--cpu 1] [--capture-cpu 0]
+// Server and perfdhcp are pinned to one CPU (--cpu) with taskset, or perfdhcp to another
+// (--client-cpu); tcpdump (the latency probe, on cli0) to --capture-cpu. keel runs from the sources
+// under tsx, or as the shipped executable with --keel-binary dist/keel (after ./build.sh).
+// Latency is request → reply on the client's wire (bench/dhcp/pcap.ts); CPU is the server's
+// utime+stime over the perfdhcp run, per request received. After each authoritative run the server
+// is stopped and every ACK seen on the wire is checked against its lease store (LMDB / the lease
+// file): "durable" = ACKed MACs whose lease is there with the ACKed address. Each server gets the
+// same warm-up before each measured run; sides alternate.
+// Usage (root): node --import tsx bench/dhcp/run.ts [--runs 3] [--seconds 10] [--cpu 1] [--client-cpu 0] [--capture-cpu 0]
 //   [--sections proxy,authoritative] [--proxy-rates 5000,20000] [--dora-rates 5000] [--nodes 10000] [--servers keel,dnsmasq]
-//   [--cpu-prof DIR (V8 CPU profile of each keel run)]
+//   [--cpu-prof DIR (V8 CPU profile of each keel run)] [--keel-binary dist/keel]
 // Needs: kea-admin (perfdhcp), dnsmasq-base, tcpdump, iproute2.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,6 +36,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '10' },
     cpu: { type: 'string', default: '1' },
+    /** perfdhcp's CPU; default: the server's (--cpu). */
+    'client-cpu': { type: 'string' },
     'capture-cpu': { type: 'string', default: '0' },
     sections: { type: 'string', default: 'proxy,authoritative' },
     'proxy-rates': { type: 'string', default: '5000,20000' },
@@ -42,12 +46,15 @@ const { values } = parseArgs({
     servers: { type: 'string', default: 'keel,dnsmasq' },
     /** Write a V8 CPU profile of each keel run into this directory (node --cpu-prof). */
     'cpu-prof': { type: 'string' },
+    /** Run this keel executable (e.g. dist/keel from ./build.sh) instead of the sources under tsx. */
+    'keel-binary': { type: 'string' },
   },
 });
 const runs = Number(values.runs);
 const seconds = Number(values.seconds);
 const cpu = values.cpu;
 const captureCpu = values['capture-cpu'];
+const clientCpu = values['client-cpu'] ?? cpu;
 const nodeCount = Number(values.nodes);
 const servers = values.servers.split(',') as ServerName[];
 const CLI = new URL('../../src/main.ts', import.meta.url).pathname;
@@ -166,8 +173,13 @@ async function startKeel(section: Section, runDir: string): Promise<RunningServe
   const dataDir = join(runDir, 'keel');
   cpSync(templates.get(section)!, dataDir, { recursive: true });
   const profile = values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']];
-  const keel = start(SERVER_NS, cpu, process.execPath, [...profile, '--import', 'tsx', CLI, 'serve', '--data-dir', dataDir, '--bind', '0.0.0.0', '--http-port', '8080',
-    '--tftp-port', '6969', '--dhcp-interface', 'srv0', '--log-level', 'info'], { ...process.env, KEEL_ADMIN_PASSWORD: 'bench-password', KEEL_LOG_FORMAT: 'json' });
+  const serveArgs = ['serve', '--data-dir', dataDir, '--bind', '0.0.0.0', '--http-port', '8080', '--tftp-port', '6969', '--dhcp-interface', 'srv0', '--log-level', 'info'];
+  const binary = values['keel-binary'];
+  if (binary !== undefined && profile.length > 0) throw new Error('--cpu-prof profiles keel from source; drop --keel-binary');
+  const [command, args] = binary === undefined
+    ? [process.execPath, [...profile, '--import', 'tsx', CLI, ...serveArgs]]
+    : [binary, serveArgs];
+  const keel = start(SERVER_NS, cpu, command, args, { ...process.env, KEEL_ADMIN_PASSWORD: 'bench-password', KEEL_LOG_FORMAT: 'json' });
   let listening = false;
   createInterface({ input: keel.child.stdout! }).on('line', (line) => {
     if (line.includes('DHCP listening')) listening = true;
@@ -239,7 +251,7 @@ function perfdhcpArgs(section: Section, rate: number, period: number, clients: n
 }
 
 async function perfdhcp(args: string[]): Promise<string> {
-  const run = start(CLIENT_NS, cpu, 'perfdhcp', args);
+  const run = start(CLIENT_NS, clientCpu, 'perfdhcp', args);
   await run.exited;
   return run.output();
 }
@@ -262,7 +274,12 @@ interface Measured {
 async function measure(section: Section, server: ServerName, rate: number, runDir: string): Promise<Measured> {
   const running = server === 'keel' ? await startKeel(section, runDir) : await startDnsmasq(section, runDir);
   const clients = section === 'proxy' ? 10_000 : nodeCount;
-  await perfdhcp(perfdhcpArgs(section, Math.min(rate, 1000), 1, clients)); // warm-up
+  // Warm-up. Proxy: 2 s at the measured rate, so that the measured run sees keel's steady state
+  // (a cold process spends its first ~0.75 s at 20,000/s compiling hot code, and the queue built
+  // meanwhile dominates the p99 of a 10 s run; dnsmasq has nothing to warm). Authoritative: 1 s at
+  // up to 1,000/s, so that most MACs make their first DORA in the measured run.
+  if (section === 'proxy') await perfdhcp(perfdhcpArgs(section, rate, 2, clients));
+  else await perfdhcp(perfdhcpArgs(section, Math.min(rate, 1000), 1, clients));
   const pcapFile = join(runDir, `${server}.pcap`);
   const capture = start(CLIENT_NS, captureCpu, 'tcpdump', ['-i', 'cli0', '-n', '-B', '65536', '-s', '1500', '-w', pcapFile, 'udp port 67']);
   await waitFor('tcpdump', () => capture.output().includes('listening on'));
@@ -308,7 +325,7 @@ const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 async function main(): Promise<void> {
   const sections = values.sections.split(',') as Section[];
   await prepareTemplates(sections);
-  console.log(`server and perfdhcp on CPU ${cpu}, tcpdump on CPU ${captureCpu}; ${seconds} s per run, medians of ${runs}; load average ${load()}`);
+  console.log(`keel ${values['keel-binary'] ?? 'from source (tsx)'}; server on CPU ${cpu}, perfdhcp on CPU ${clientCpu}, tcpdump on CPU ${captureCpu}; ${seconds} s per run, medians of ${runs}; load average ${load()}`);
   for (const section of sections) {
     const rates = (section === 'proxy' ? values['proxy-rates'] : values['dora-rates']).split(',').map(Number);
     for (const rate of rates) {
