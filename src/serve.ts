@@ -10,6 +10,7 @@ import { LocalLogin } from './api/local-login.js';
 import { TokenService } from './api/tokens.js';
 import { buildRouter } from './api/routes/index.js';
 import { BOOT_PREFIX, buildBootRouter } from './boot/http.js';
+import { buildMetricsRouter, METRICS_PREFIX, type MetricsSources } from './api/metrics.js';
 import { ensureInitialAdmin, signingSecret } from './bootstrap.js';
 import type { KeelConfig } from './config.js';
 import type { RecentLog } from './log.js';
@@ -70,7 +71,8 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   await localLogin.listen(join(dataDir, LOCAL_LOGIN_SOCKET));
   const router = buildRouter();
   const context: ApiContext = { config, store, tokens, localLogin, log, recentLog, clock };
-  const api = new ApiServer(router, context, [{ prefix: BOOT_PREFIX, router: buildBootRouter() }]);
+  const metrics: MetricsSources = {}; // the servers join as they start
+  const api = new ApiServer(router, context, [{ prefix: BOOT_PREFIX, router: buildBootRouter() }, { prefix: METRICS_PREFIX, router: buildMetricsRouter(metrics) }]);
   // The live console (docs/power.md); building it starts console capture for the nodes that ask.
   api.webSocket(`${API_PREFIX}/node/:id/console`, consoleWebSocket(context));
   const httpPort = await api.listen(config.server.bind, config.http.port);
@@ -82,6 +84,9 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     tftp = startTftpServer(config, chunkStoreOf(context), log);
     if (ipxeImportDir !== undefined) await importIpxeBinaries(chunkStoreOf(context), log, ipxeImportDir);
     dhcp = startDhcpServer(config, store, httpPort, log);
+    const [tftpServer, dhcpServer] = [tftp, dhcp];
+    metrics.tftp = () => tftpServer.stats();
+    if (dhcpServer) metrics.dhcp = () => dhcpServer.stats();
   } catch (error) {
     await tftp?.close();
     api.close();

@@ -37,7 +37,7 @@ export interface DispatchOptions {
 export async function dispatch(router: Router, ctx: ApiContext, req: Request, readBody: () => Promise<unknown>, options: DispatchOptions = {}): Promise<Reply> {
   const prefix = options.prefix ?? API_PREFIX;
   try {
-    if (!req.path.startsWith(prefix + '/')) throw notFound(`No such endpoint: ${req.path}`);
+    if (req.path !== prefix && !req.path.startsWith(prefix + '/')) throw notFound(`No such endpoint: ${req.path}`);
     const { route, params } = router.match(req.method, req.path.slice(prefix.length));
     req.params = params;
     if (route.body === 'stream') {

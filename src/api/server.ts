@@ -115,7 +115,7 @@ export class ApiServer {
   }
 
   private async handle(exchange: Exchange, req: Request): Promise<void> {
-    const mount = this.mounts.find((m) => req.path.startsWith(m.prefix + '/')) ?? this.mounts[this.mounts.length - 1]!;
+    const mount = this.mounts.find((m) => req.path === m.prefix || req.path.startsWith(m.prefix + '/')) ?? this.mounts[this.mounts.length - 1]!;
     // dispatch calls readBody/openStream before its first await, i.e. still inside the uWS
     // request callback, which is where onData must be attached.
     const reply = await dispatch(mount.router, this.ctx, req, () => this.readBody(exchange, req), {
