@@ -6,10 +6,10 @@
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './helpers/free-port.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
@@ -82,17 +82,6 @@ test('keel refuses an addon cache that others can write to', (t) => {
   t.regex(result.stderr, /writable by group or others/);
   t.deepEqual(readdirSync(join(cache, 'keel')).flatMap((d) => readdirSync(join(cache, 'keel', d))), [], 'addons were extracted anyway');
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 function exited(child: ChildProcess, ms: number): Promise<number | string | undefined> {
   return new Promise((resolve) => {

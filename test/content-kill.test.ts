@@ -5,27 +5,16 @@ import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rawRequest, sha256, upload } from './helpers/http-raw.js';
 import { seededBytes, seededSha256 } from './helpers/seeded-bytes.js';
+import { freePort } from './helpers/free-port.js';
 
 const MiB = 1024 * 1024;
 const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const PASSWORD = 'kill-test-password';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 interface Running {
   child: ChildProcess;
