@@ -497,6 +497,69 @@ test('rollover: block 65535 is followed by block 0, and ACKs map across the wrap
   t.like(transfer.onAck(5).finished, { outcome: 'complete', counters: { blocksSent: 65541 } });
 });
 
+test('send pump: pumpable() describes a full outstanding window; onPumped() catches up across the wrap, and the core carries on', (t) => {
+  const blockSize = 512;
+  const windowSize = 16;
+  const windows = 4100; // the pump answers 4100 window-end ACKs: 65,600 blocks, past the wrap
+  const fileSize = (windowSize * (windows + 3)) * blockSize + 100;
+  const reads: number[] = [];
+  const { transfer, clock } = newTransfer(fileSize, { windowsize: String(windowSize) }, { readBlockInto: (target, at, offset, length) => (reads.push(offset), synthetic(offset, length).copy(target, at)) });
+  transfer.start();
+  t.is(transfer.pumpable(), undefined, 'not while the OACK is outstanding');
+  t.deepEqual(summary(transfer.onAck(0)), Array.from({ length: windowSize }, (_, i) => i + 1));
+  t.deepEqual(transfer.pumpable(), { nextBlock: windowSize + 1, offset: windowSize * blockSize, blockSize, windowSize });
+  // The pump answered ACK 16 with 17..32 and so on; its last window is outstanding, sent 30 ms ago.
+  clock.now = 5000;
+  reads.length = 0;
+  const caughtUp = transfer.onPumped({ windows, lastRttMs: 2, msSinceLastSend: 30 });
+  // One RTT sample of 2 ms (after the OACK's 0 ms: SRTT 0.25); RTO at the 200 ms floor, counted from the pump's send.
+  t.deepEqual(caughtUp, { send: [], timeoutMs: 200 - 30, finished: null });
+  const lastSent = windowSize * (windows + 1);
+  t.deepEqual(reads, Array.from({ length: windowSize }, (_, i) => (lastSent - windowSize + i) * blockSize), 'only the outstanding window is read again');
+  t.like(transfer.counters, { blocksSent: lastSent, bytesSent: lastSent * blockSize, srttMs: 0.25, blocksResent: 0 });
+  t.deepEqual(transfer.pumpable(), { nextBlock: (lastSent + 1) % 65536, offset: lastSent * blockSize, blockSize, windowSize });
+  // A timeout resends exactly the window the pump sent last, with its wire numbers and bytes.
+  clock.now += 200;
+  const resent = transfer.onTimeout();
+  t.deepEqual(resent.send.map(decode), Array.from({ length: windowSize }, (_, i) => {
+    const index = lastSent - windowSize + 1 + i;
+    return { type: 'data', block: index % 65536, payload: synthetic((index - 1) * blockSize, blockSize) };
+  }));
+  // The core goes on from there to the end: two more full windows, then the short last block.
+  // Backed off, no pump until an RTT sample (Karn: not from the resent window) has reset the RTO.
+  t.is(transfer.pumpable(), undefined, 'not with the RTO backed off');
+  let step = transfer.onAck(lastSent % 65536);
+  t.deepEqual(summary(step), Array.from({ length: windowSize }, (_, i) => (lastSent + 1 + i) % 65536));
+  t.is(transfer.pumpable(), undefined, 'the resent window gave no sample');
+  step = transfer.onAck((lastSent + windowSize) % 65536);
+  t.like(transfer.pumpable(), { nextBlock: (lastSent + 2 * windowSize + 1) % 65536 }, 'a window sent once gave one');
+  step = transfer.onAck((lastSent + 2 * windowSize) % 65536);
+  t.deepEqual(step.send.map(decode), [{ type: 'data', block: (lastSent + 2 * windowSize + 1) % 65536, payload: synthetic(fileSize - 100, 100) }]);
+  t.is(transfer.pumpable(), undefined, 'not once the last block is read');
+  t.like(transfer.onAck((lastSent + 2 * windowSize + 1) % 65536).finished, { outcome: 'complete', counters: { blocksSent: lastSent + 2 * windowSize + 1, blocksResent: windowSize, timeouts: 1 } });
+});
+
+test('send pump: never in netascii; no progress changes nothing; a source failing on the re-read ends the transfer with ERROR 0', (t) => {
+  const ascii = newTransfer(10_000, {}, { mode: 'netascii' }).transfer;
+  ascii.start();
+  t.is(ascii.pumpable(), undefined);
+
+  const { transfer } = newTransfer(10_000, {}, { readBlockInto: (target, at, offset, length) => {
+    if (offset >= 2048) throw new Error('EIO');
+    return synthetic(offset, length).copy(target, at);
+  } });
+  transfer.start();
+  t.deepEqual(transfer.pumpable(), { nextBlock: 2, offset: 512, blockSize: 512, windowSize: 1 });
+  t.deepEqual(transfer.onPumped({ windows: 0, lastRttMs: undefined, msSinceLastSend: 0 }), { send: [], timeoutMs: 1000, finished: null });
+  t.is(transfer.counters.blocksSent, 1);
+  // Blocks 2..5 went out from the pump; re-reading block 5 (offset 2048) fails.
+  const step = transfer.onPumped({ windows: 4, lastRttMs: 1, msSinceLastSend: 0 });
+  t.deepEqual(summary(step), ['error 0']);
+  t.like(step.finished, { outcome: 'source-error' });
+});
+
+
+
 test('malformed packets and non-ACKs from the client end the transfer with ERROR 4, never a throw', (t) => {
   for (const buf of [Buffer.from([0]), Buffer.from([0, 4, 1]), Buffer.from([0, 9, 0, 0]), serializeData(1, Buffer.alloc(3)), serializeRequest({ filename: 'f', mode: 'octet', options: [] })]) {
     const { transfer } = newTransfer(5000);

@@ -45,6 +45,10 @@ export interface NativeBinding {
   sendReceive(handle: NativeHandle, data: Uint8Array, address: number, port: number, sourceAddress: number, ifindex: number): number;
   /** Datagrams sent from `start` (> 0), or -errno of the datagram at `start`. */
   sendBatch(handle: NativeHandle, buffers: readonly Uint8Array[], meta: Uint32Array, start: number, count: number): number;
+  /** Arms the TFTP send pump: 0, or -errno (EINVAL: bad sizes or a GRO socket; EBADF: closed). */
+  tftpPumpStart(handle: NativeHandle, data: Buffer, address: number, port: number, blockSize: number, windowSize: number, nextBlock: number): number;
+  /** Disarms it: [windows, lastRttMs (-1: none), msSinceLastSend, shortSends] since the last stop. */
+  tftpPumpStop(handle: NativeHandle): [number, number, number, number];
   /** [gso (0/1), GSO messages sent]. */
   sendStats(handle: NativeHandle): [number, number];
   watchWritable(handle: NativeHandle, on: boolean): void;

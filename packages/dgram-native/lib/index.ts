@@ -83,6 +83,36 @@ export interface OutgoingDatagram extends SendOptions {
   address: string;
 }
 
+/**
+ * What the TFTP send pump starts from (see UdpSocket.startTftpPump): the protocol core's state of
+ * a read transfer whose whole window is outstanding.
+ */
+export interface TftpPumpStart {
+  /** The client's address and port (its TID): only its datagrams are answered. */
+  address: string;
+  port: number;
+  /** Negotiated blksize (1..65464): every block the pump sends is exactly this long. */
+  blockSize: number;
+  /** Negotiated windowsize (1..64): the pump sends a window per ACK of the previous window's last block. */
+  windowSize: number;
+  /** Wire number (mod 65536) of the next block to send; the window up to the block before is outstanding. */
+  nextBlock: number;
+  /** The file's bytes from block nextBlock on; the pump sends only whole windows of whole blocks from it. */
+  data: Buffer;
+}
+
+/** What the pump did between start and stop, for the protocol core to catch up on. */
+export interface TftpPumpProgress {
+  /** ACKs of a window's last block answered, each with the next window: the last window sent is outstanding. */
+  windows: number;
+  /** Round trip of the last window the pump both sent and saw acknowledged; undefined if none. */
+  lastRttMs: number | undefined;
+  /** Since the pump sent its last window (0 if windows is 0). */
+  msSinceLastSend: number;
+  /** Windows the kernel took only in part (the rest is lost, as on the wire: the core's timer resends). */
+  shortSends: number;
+}
+
 export interface SendBatchResult {
   /** Handed to the kernel now. */
   sent: number;
@@ -376,6 +406,36 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
     if (result.queued > 0) binding.watchWritable(handle, true);
     sendBuffers.length = 0; // do not keep the caller's buffers alive
     return result;
+  }
+
+  /**
+   * Arms the TFTP send pump on this (transfer) socket: while armed, the addon reads the socket
+   * itself and answers the client's ACK of the outstanding window's last block with the next
+   * window of DATA (4-byte header + blockSize bytes of `data`, GSO runs for windows), without a
+   * call into JS, up to 64 rounds per wakeup with a read right after each send. Everything else —
+   * another source, an ERROR, a duplicate, partial or old ACK, garbage, the end of `data` (the
+   * last, short block is never the pump's), a send the kernel refuses — disarms the pump and is
+   * delivered by the usual events ('view', 'message', ...), together with the rest of its batch.
+   * Call stopTftpPump() before acting on any of it. Returns false (pump not armed) while sends are
+   * queued after EAGAIN, so that order is kept. Throws for a closed socket, invalid arguments or a
+   * GRO socket.
+   */
+  startTftpPump(start: TftpPumpStart): boolean {
+    const handle = this.#openHandle('tftpPumpStart');
+    if (this.#queue.length > 0) return false;
+    checkRange('blockSize', start.blockSize, 1, 65464);
+    checkRange('windowSize', start.windowSize, 1, 64);
+    checkRange('nextBlock', start.nextBlock, 0, 65535);
+    const result = binding.tftpPumpStart(handle, start.data, parseIPv4(start.address), checkPort(start.port), start.blockSize, start.windowSize, start.nextBlock);
+    if (result < 0) throw new DgramNativeError('tftpPumpStart', -result, this.gro ? 'not on a GRO socket' : undefined);
+    return true;
+  }
+
+  /** Disarms the TFTP send pump (if armed) and returns what it did since the last stop. */
+  stopTftpPump(): TftpPumpProgress {
+    if (this.#handle === undefined) return { windows: 0, lastRttMs: undefined, msSinceLastSend: 0, shortSends: 0 };
+    const [windows, lastRttMs, msSinceLastSend, shortSends] = binding.tftpPumpStop(this.#handle);
+    return { windows, lastRttMs: lastRttMs < 0 ? undefined : lastRttMs, msSinceLastSend, shortSends };
   }
 
   /** Whether the open socket keeps the process alive (default true), as for node:dgram. */

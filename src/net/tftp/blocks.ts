@@ -42,10 +42,19 @@ function readExactly(readBlock: ReadBlock, offset: number, length: number): Buff
   return data.length === length ? data : data.subarray(0, length);
 }
 
+/** octet mode's producer: blocks map to file offsets, so blocks sent by someone else can be skipped. */
+export interface OctetProducer extends BlockProducer {
+  /** Moves past `bytes` of the file without reading them (blocks sent from elsewhere: the server's send pump). */
+  skip(bytes: number): void;
+}
+
 /** octet mode: the file's bytes as they are, read straight into the packet when the source can. */
-export function octetBlocks(fileSize: number, readBlock: ReadBlock, blockSize: number, readBlockInto?: ReadBlockInto): BlockProducer {
+export function octetBlocks(fileSize: number, readBlock: ReadBlock, blockSize: number, readBlockInto?: ReadBlockInto): OctetProducer {
   let offset = 0;
   return {
+    skip(bytes) {
+      offset = Math.min(fileSize, offset + bytes);
+    },
     fill(target, at) {
       const length = Math.min(blockSize, fileSize - offset);
       if (length <= 0) return 0;

@@ -52,6 +52,8 @@ export interface TftpServerStats {
   blocksResent: number;
   bytesSent: number;
   timeouts: number;
+  /** Of blocksSent, those dgram-native's send pump sent in answer to in-order ACKs, without a call into JS. */
+  pumpedBlocks: number;
 }
 
 const OUTCOMES: readonly TransferOutcome[] = [
@@ -64,11 +66,15 @@ const DATAGRAM_OVERHEAD_BYTES = 1024;
 /** ACKs are 4 bytes and ERRORs at most a few hundred: one small receive slab per transfer. */
 const TRANSFER_RECEIVE_BATCH = 4;
 const TRANSFER_MAX_DATAGRAM = 516;
+/** The largest window dgram-native's TFTP send pump takes; larger windows go through the core only. */
+const PUMP_MAX_WINDOW = 64;
 /**
- * Lock-step blocks sent and answered without returning to the event loop (see apply): bounded so
- * that one fast client cannot keep timers, the server port and other transfers waiting.
+ * File bytes asked of the source per pump start, at least a window: the pump hands back to JS
+ * where they end (a core turn and two reads), so at least 8 blocks' worth, which for large blocks
+ * is more than the root directory's 256 KiB read-ahead (4 blocks at 65464), up to 512 KiB.
  */
-const INLINE_ROUNDS = 32;
+const PUMP_SPAN_BLOCKS = 8;
+const PUMP_SPAN_MAX_BYTES = 512 * 1024;
 
 interface ActiveTransfer {
   peer: TftpPeer;
@@ -81,6 +87,8 @@ interface ActiveTransfer {
   timer: NodeJS.Timeout | undefined;
   /** performance.now() at which `timer` fires. */
   timerAt: number;
+  /** dgram-native's send pump is armed on the socket: the core must catch up (syncPump) before it acts. */
+  pumping: boolean;
 }
 
 export class TftpServer {
@@ -95,7 +103,7 @@ export class TftpServer {
   private readonly counters: Omit<TftpServerStats, 'activeTransfers' | 'outcomes'> = {
     readRequests: 0, writeRequestsRefused: 0, illegalRequests: 0, ignoredDatagrams: 0, notFound: 0,
     accessViolations: 0, serverErrors: 0, busyDrops: 0, unknownTransferIds: 0, sendErrors: 0,
-    blocksSent: 0, blocksResent: 0, bytesSent: 0, timeouts: 0,
+    blocksSent: 0, blocksResent: 0, bytesSent: 0, timeouts: 0, pumpedBlocks: 0,
   };
   private readonly outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<TransferOutcome, number>;
 
@@ -130,7 +138,7 @@ export class TftpServer {
     const closed: Promise<void>[] = [this.socket.close()];
     for (const active of [...this.active]) {
       const socket = active.socket;
-      this.apply(active, active.transfer.cancel('server shutting down'));
+      if (this.syncPump(active)) this.applyOnce(active, active.transfer.cancel('server shutting down'));
       if (socket) closed.push(socket.close());
     }
     await Promise.all(closed);
@@ -202,7 +210,7 @@ export class TftpServer {
       limits: this.limits,
       retransmit: this.options.retransmit,
     });
-    const active: ActiveTransfer = { peer, peerAddress: parseIPv4(peer.address), request, transfer, file, socket: undefined, timer: undefined, timerAt: 0 };
+    const active: ActiveTransfer = { peer, peerAddress: parseIPv4(peer.address), request, transfer, file, socket: undefined, timer: undefined, timerAt: 0, pumping: false };
     this.active.add(active);
     const step = transfer.start();
     if (step.finished) {
@@ -230,9 +238,14 @@ export class TftpServer {
       return;
     }
     const socket = active.socket;
+    // What the send pump does not answer (and, without the pump, every datagram), read in place.
     socket.on('view', (view) => {
-      const last = this.answerAllButLast(active, view);
-      if (last) this.apply(active, last);
+      for (let i = 0; i < view.count; i++) {
+        if (!this.syncPump(active)) return;
+        const step = this.onTransferDatagram(active, view, i);
+        if (step) this.applyOnce(active, step);
+      }
+      this.startPump(active);
     });
     socket.on('error', (error) => {
       this.counters.sendErrors++;
@@ -241,45 +254,52 @@ export class TftpServer {
     this.apply(active, step);
   }
 
-  /**
-   * Sends a step's datagrams, arms the timer, ends the transfer if the step says so. A lock-step
-   * block goes with sendReceive: a client on the same CPU, woken by the send, has often ACKed
-   * before sendmsg returns, and that ACK is handled here and answered at once, without a trip
-   * through the event loop, for up to INLINE_ROUNDS blocks.
-   */
+  /** Sends a step's datagrams, arms the timer, ends the transfer if the step says so, else lets the pump take over. */
   private apply(active: ActiveTransfer, step: TransferStep): void {
-    for (let rounds = 0; ; rounds++) {
-      const socket = active.socket;
-      if (socket === undefined || step.send.length !== 1 || step.finished !== null || rounds === INLINE_ROUNDS) {
-        this.applyOnce(active, step);
-        return;
-      }
-      let view: ReceivedView;
-      try {
-        view = socket.sendReceive(step.send[0]!, active.peer.port, active.peer.address);
-      } catch (error) {
-        this.sendFailed(active.peer, error);
-        this.setTimer(active, step.timeoutMs);
-        return;
-      }
-      this.setTimer(active, step.timeoutMs);
-      if (view.count === 0) return;
-      const next = this.answerAllButLast(active, view);
-      if (!next) return;
-      step = next;
-    }
+    this.applyOnce(active, step);
+    this.startPump(active);
   }
 
   /**
-   * Hands the received datagrams to the transfer: the steps of all but the last are applied with
-   * plain sends (the view lives until the socket's next receive); the last one's is returned.
+   * Arms dgram-native's send pump when the core says it may take over (octet, a full window of
+   * full blocks outstanding) and the file has the next bytes in memory: the pump then answers the
+   * in-order ACKs with the next windows, straight from those bytes, without a call into JS per
+   * block; the first datagram it does not answer disarms it and comes by the 'view' event.
    */
-  private answerAllButLast(active: ActiveTransfer, view: ReceivedView): TransferStep | undefined {
-    for (let i = 0; i < view.count - 1; i++) {
-      const step = this.onTransferDatagram(active, view, i);
-      if (step) this.applyOnce(active, step);
+  private startPump(active: ActiveTransfer): void {
+    const { socket, file } = active;
+    if (active.pumping || socket === undefined || file.bytesAt === undefined || !this.active.has(active)) return;
+    const state = active.transfer.pumpable();
+    if (state === undefined || state.windowSize > PUMP_MAX_WINDOW) return;
+    const windowBytes = state.blockSize * state.windowSize;
+    let data: Buffer;
+    try {
+      data = file.bytesAt(state.offset, Math.max(windowBytes, Math.min(PUMP_SPAN_BLOCKS * state.blockSize, PUMP_SPAN_MAX_BYTES)));
+    } catch {
+      return; // the core's own read of the next block reports the failure (source-error)
     }
-    return this.onTransferDatagram(active, view, view.count - 1);
+    if (data.length > file.size - state.offset) data = data.subarray(0, file.size - state.offset);
+    if (data.length < windowBytes) return;
+    active.pumping = socket.startTftpPump({ address: active.peer.address, port: active.peer.port, blockSize: state.blockSize, windowSize: state.windowSize, nextBlock: state.nextBlock, data });
+  }
+
+  /**
+   * Stops the pump and has the core catch up with what it sent and what was acknowledged, before
+   * the core acts on anything. False if that ended the transfer (the source failed re-reading the
+   * outstanding window).
+   */
+  private syncPump(active: ActiveTransfer): boolean {
+    if (!active.pumping) return this.active.has(active);
+    active.pumping = false;
+    const progress = active.socket!.stopTftpPump();
+    this.counters.sendErrors += progress.shortSends;
+    this.counters.pumpedBlocks += progress.windows * active.transfer.negotiated!.windowSize;
+    const step = active.transfer.onPumped(progress);
+    if (step.finished) {
+      this.applyOnce(active, step);
+      return false;
+    }
+    return true;
   }
 
   /** A datagram on the transfer's port: the transfer's step, or undefined if it was not the client's. */
@@ -337,7 +357,7 @@ export class TftpServer {
     active.timerAt = at;
     active.timer = setTimeout(() => {
       active.timer = undefined;
-      this.apply(active, active.transfer.onTimeout());
+      if (this.syncPump(active)) this.apply(active, active.transfer.onTimeout());
     }, timeoutMs);
   }
 

@@ -19,6 +19,13 @@ export interface TftpFile {
    * number copied (fewer only past the end). The server then reads straight into its DATA packets.
    */
   readInto?(target: Buffer, targetOffset: number, offset: number, length: number): number;
+  /**
+   * Optional: the bytes from `offset` on that the source holds in memory anyway (a read-ahead
+   * buffer, a cached chunk), at least `length` where it can (not past the end of the file, nor of
+   * a chunk); possibly fewer. Valid until the next call of any read method of this file. The
+   * server's send pump sends DATA straight from it.
+   */
+  bytesAt?(offset: number, length: number): Buffer;
   /** Called exactly once when the transfer ends (or is never started). */
   close(): void;
 }
@@ -102,6 +109,12 @@ export class ChunkStoreSource implements TftpFileSource {
         return assembled.subarray(0, readInto(assembled, 0, offset, end - offset));
       },
       readInto,
+      // The rest of the one chunk at offset, whatever length is asked: that is what the cache holds.
+      bytesAt: (offset) => {
+        if (offset >= size) return Buffer.alloc(0);
+        const index = Math.floor(offset / chunkSize);
+        return this.chunk(chunks[index]!).subarray(offset - index * chunkSize, Math.min(size, (index + 1) * chunkSize) - index * chunkSize);
+      },
       close: () => reader.close(),
     };
   }
@@ -211,6 +224,11 @@ function fileReader(fd: number, size: number): TftpFile {
       fillReadAhead(offset, length);
       const start = offset - bufferOffset;
       return buffer.copy(target, targetOffset, start, Math.min(start + length, bufferLength));
+    },
+    bytesAt(offset, length) {
+      if (offset >= size) return Buffer.alloc(0);
+      fillReadAhead(offset, Math.min(length, size - offset));
+      return buffer.subarray(offset - bufferOffset, Math.min(bufferLength, size - bufferOffset));
     },
     close() {
       if (closed) return;

@@ -2,7 +2,7 @@
 // datagrams and a timer setting out. No sockets and no timers of its own: the server owns those and
 // injects the clock, so every path runs in tests with a simulated client and a fake clock.
 
-import { netasciiBlocks, octetBlocks, SourceError, type BlockProducer, type ReadBlock, type ReadBlockInto } from './blocks.js';
+import { netasciiBlocks, octetBlocks, SourceError, type BlockProducer, type OctetProducer, type ReadBlock, type ReadBlockInto } from './blocks.js';
 import { DEFAULT_LIMITS, negotiateOptions, type NegotiatedOptions, type TftpLimits } from './options.js';
 import { ErrorCode, MAX_BLOCK_NUMBER, Opcode, parseTftp, serializeError, serializeOack } from './packets.js';
 import type { ReadRequest } from './request.js';
@@ -105,6 +105,30 @@ export interface TransferStep {
   finished: TransferResult | null;
 }
 
+/**
+ * A state the server's send pump (dgram-native's TFTP pump) can take over: a full window of
+ * full-size octet blocks is outstanding, and the in-order ACK of its last block would be answered
+ * with the next window read front to back from the file. See Transfer.pumpable().
+ */
+export interface PumpableState {
+  /** Wire number (mod 65536) of the next block to send. */
+  nextBlock: number;
+  /** File offset of the next block. */
+  offset: number;
+  blockSize: number;
+  windowSize: number;
+}
+
+/** What the pump did meanwhile (dgram-native's TftpPumpProgress), for Transfer.onPumped(). */
+export interface PumpProgress {
+  /** Window-end ACKs the pump answered, each with the next window of full blocks. */
+  windows: number;
+  /** RTT of the last window the pump timed (sent once, acknowledged as a whole). */
+  lastRttMs: number | undefined;
+  /** Since the pump sent the window now outstanding. */
+  msSinceLastSend: number;
+}
+
 interface Outstanding {
   /** The serialized DATA (or the OACK, as block 0), kept for retransmission. */
   packet: Buffer;
@@ -124,6 +148,8 @@ export class Transfer {
   private readonly now: () => number;
   private phase: Phase = 'new';
   private producer: BlockProducer | undefined;
+  /** The producer in octet mode: the only one a pump can run ahead of (netascii's offsets shift). */
+  private octet: OctetProducer | undefined;
   private startedAt = 0;
   /** Index (32-bit and beyond, not the 16-bit wire number) of the last acknowledged block; the OACK is block 0. */
   private lastAcked = 0;
@@ -137,6 +163,12 @@ export class Transfer {
   private rto: number;
   private rttvar = 0;
   private retries = 0;
+  /**
+   * The RTO was doubled by a timeout and no RTT sample has reset it yet. No pump then: the next
+   * sample (Karn: from the first window sent once after the resend) must reach this core at once,
+   * not at the pump's next hand-back, or every loss meanwhile would wait out the backed-off RTO.
+   */
+  private backedOff = false;
   private resultValue: TransferResult | undefined;
 
   constructor(options: TransferOptions) {
@@ -173,7 +205,8 @@ export class Transfer {
     const negotiated = negotiation.negotiated;
     this.negotiated = negotiated;
     if (negotiated.timeoutSeconds !== undefined) this.rto = negotiated.timeoutSeconds * 1000;
-    this.producer = request.mode === 'octet' ? octetBlocks(fileSize, readBlock, negotiated.blockSize, this.options.readBlockInto) : netasciiBlocks(fileSize, readBlock, negotiated.blockSize);
+    this.octet = request.mode === 'octet' ? octetBlocks(fileSize, readBlock, negotiated.blockSize, this.options.readBlockInto) : undefined;
+    this.producer = this.octet ?? netasciiBlocks(fileSize, readBlock, negotiated.blockSize);
     if (negotiated.oack !== undefined) {
       // The OACK is block 0 of the window: ACK 0 acknowledges it and it is retransmitted like DATA.
       this.phase = 'oack';
@@ -226,7 +259,7 @@ export class Transfer {
     if (acked === lastSent && newest.sends === 1) this.sampleRtt(this.now() - newest.sentAt);
     // With the client's timeout the RTO is that timeout (RFC 2349): progress undoes the backoff.
     const clientTimeout = this.negotiated?.timeoutSeconds;
-    if (clientTimeout !== undefined) this.rto = clientTimeout * 1000;
+    if (clientTimeout !== undefined) this.resetRto(clientTimeout);
     this.lastAcked = acked;
     this.retries = 0;
     if (this.phase === 'oack') this.phase = 'data';
@@ -254,7 +287,65 @@ export class Transfer {
       return this.finish(this.lastBlock === undefined ? 'timeout' : 'end-unconfirmed', detail, serializeError(ErrorCode.notDefined, 'timed out'));
     }
     this.rto = Math.min(this.rto * 2, Math.max(this.policy.maxRtoMs, (this.negotiated?.timeoutSeconds ?? 0) * 1000));
+    this.backedOff = true;
     return this.transmitWindow();
+  }
+
+  /**
+   * Whether a send pump may take over now, and from where: in octet mode, in the data phase, with
+   * a full window of full-size blocks outstanding (so the last, short block is not read yet), and
+   * the RTO not backed off (see backedOff). The
+   * pump answers only the ACK of that window's last block, with the next window of full blocks
+   * from the file, and so on; anything else it leaves to this core, which first catches up with
+   * onPumped(). Undefined: not now (the server sends and receives through the core).
+   */
+  pumpable(): PumpableState | undefined {
+    const negotiated = this.negotiated;
+    if (this.phase !== 'data' || this.octet === undefined || negotiated === undefined || this.lastBlock !== undefined || this.backedOff) return undefined;
+    if (this.outstanding.length !== negotiated.windowSize) return undefined;
+    const lastSent = this.lastAcked + this.outstanding.length;
+    return { nextBlock: (lastSent + 1) % BLOCK_NUMBERS, offset: lastSent * negotiated.blockSize, blockSize: negotiated.blockSize, windowSize: negotiated.windowSize };
+  }
+
+  /**
+   * Catches up with a pump started from pumpable(): `windows` window-end ACKs were answered, each
+   * with the next window, and the last window sent is outstanding (sent once, msSinceLastSend ago).
+   * The outstanding window is read again from the file (for retransmission); counters, RTT (one
+   * sample, the last), backoff and the retransmission deadline are updated as onAck() would have.
+   * Returns the timer to keep, or the end of the transfer if the source fails.
+   */
+  onPumped(progress: PumpProgress): TransferStep {
+    if (this.phase === 'done' || this.phase === 'new') return this.idle();
+    if (progress.windows === 0) return this.keepTimer();
+    const { blockSize, windowSize } = this.negotiated as NegotiatedOptions;
+    const octet = this.octet as OctetProducer;
+    const blocks = progress.windows * windowSize;
+    // The window outstanding at the start was acknowledged first: its packets are refilled.
+    for (const entry of this.outstanding) this.spare.push(entry.packet);
+    this.outstanding = [];
+    this.lastAcked += blocks;
+    octet.skip((blocks - windowSize) * blockSize);
+    const sentAt = this.now() - progress.msSinceLastSend;
+    try {
+      for (let index = this.lastAcked + 1; index <= this.lastAcked + windowSize; index++) {
+        const packet = this.spare.pop() ?? Buffer.allocUnsafe(blockSize + 4);
+        packet.writeUInt16BE(Opcode.data, 0);
+        packet.writeUInt16BE(index % BLOCK_NUMBERS, 2);
+        octet.fill(packet, 4);
+        this.outstanding.push({ packet, sentAt, sends: 1 });
+      }
+    } catch (error) {
+      if (!(error instanceof SourceError)) throw error;
+      return this.finish('source-error', error.message, serializeError(ErrorCode.notDefined, 'read error on the server'));
+    }
+    this.counters.blocksSent += blocks;
+    this.counters.bytesSent += blocks * blockSize;
+    if (progress.lastRttMs !== undefined) this.sampleRtt(progress.lastRttMs);
+    const clientTimeout = this.negotiated?.timeoutSeconds;
+    if (clientTimeout !== undefined) this.resetRto(clientTimeout);
+    this.retries = 0;
+    this.deadline = sentAt + this.rto;
+    return this.keepTimer();
   }
 
   /** The server ends the transfer (shutdown, file withdrawn): the client gets ERROR 0 with `message`. */
@@ -276,6 +367,13 @@ export class Transfer {
     if (this.negotiated?.timeoutSeconds !== undefined) return;
     const rto = this.counters.srttMs + Math.max(CLOCK_GRANULARITY_MS, 4 * this.rttvar);
     this.rto = Math.min(Math.max(rto, this.policy.minRtoMs), this.policy.maxRtoMs);
+    this.backedOff = false;
+  }
+
+  /** With the client's timeout the RTO is that timeout (RFC 2349): progress undoes the backoff. */
+  private resetRto(clientTimeoutSeconds: number): void {
+    this.rto = clientTimeoutSeconds * 1000;
+    this.backedOff = false;
   }
 
   /** Reads blocks up to a full window, then sends every outstanding block (old ones again, new ones first time). */
