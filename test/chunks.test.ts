@@ -1,11 +1,12 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
+import { loadAddon } from '../src/native.js';
 import { Store } from '../src/store/store.js';
 import { ChecksumMismatch, ChunkStore, type Manifest } from '../src/store/chunks.js';
 import { seededBytes, seededSha256 } from './helpers/seeded-bytes.js';
@@ -267,4 +268,82 @@ test('kill -9 mid-upload: the previous content survives byte-identical and GC re
   t.deepEqual(chunks.unused(), { chunks: [], bytes: 0 });
   t.is(servedSha256(chunks, id), old.sha256);
   t.deepEqual(chunks.check({ verify: true }), []);
+});
+
+/** Address ranges of `file` mapped into this process (/proc/self/maps). */
+function mappingsOf(file: (path: string) => boolean): { start: number; end: number }[] {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((line) => file(line.split(/\s+/)[5] ?? ''))
+    .map((line) => {
+      const [start, end] = line.split(' ')[0]!.split('-').map((hex) => Number(BigInt(`0x${hex}`))) as [number, number];
+      return { start, end };
+    });
+}
+
+const bufferAddress = (bytes: Buffer): number => (loadAddon('lmdb') as { getBufferAddress(b: Buffer): number }).getBufferAddress(bytes);
+
+test('chunk reads are zero-copy: slices are views of LMDB\'s memory-mapped file, stable across writes and GC of other data', async (t) => {
+  const dataDir = tempDir(t);
+  const { store, chunks } = openStore(t, dataDir, 64 * KiB);
+  const size = 256 * KiB;
+  const content = await collect(seededBytes(20, size));
+  const manifest = await chunks.putFile('f', seededBytes(20, size));
+  const maps = mappingsOf((path) => path.startsWith(dataDir) && path.endsWith('data.mdb'));
+  t.true(maps.length > 0, 'the store is memory-mapped');
+  const views = manifest.chunks.map((hash) => chunks.peekChunk(hash)!);
+  for (const [index, view] of views.entries()) {
+    const address = bufferAddress(view);
+    // Inside the file mapping, i.e. LMDB's page-cache pages: not a copy on the heap.
+    t.true(maps.some((m) => address >= m.start && address + view.length <= m.end), `chunk ${index} is in the map`);
+    t.true(view.equals(content.subarray(index * 64 * KiB, (index + 1) * 64 * KiB)));
+  }
+  // Churn the free pages: other files written, deleted and collected. The chunks of 'f' never move.
+  for (let round = 0; round < 4; round++) {
+    await chunks.putFile(`other${round}`, seededBytes(30 + round, 512 * KiB));
+    await chunks.deleteFile(`other${round}`);
+    await chunks.collectGarbage();
+  }
+  for (const [index, hash] of manifest.chunks.entries()) {
+    const again = chunks.peekChunk(hash)!;
+    t.is(bufferAddress(again), bufferAddress(views[index]!));
+    t.true(again.equals(content.subarray(index * 64 * KiB, (index + 1) * 64 * KiB)), `chunk ${index} unchanged`);
+    t.true(again.equals(chunks.readChunk(hash)!));
+  }
+  // Inside a write transaction a value may sit in a dirty page: the read is a copy, still right.
+  const inTx = await store.write('test', () => Buffer.from(chunks.peekChunk(manifest.chunks[1]!)!));
+  t.true(inTx.equals(content.subarray(64 * KiB, 128 * KiB)));
+});
+
+test('GC while a reader holds a range: the reader keeps its chunks (two chunks, first and last byte) until it closes', async (t) => {
+  const { chunks } = openStore(t, tempDir(t), 64 * KiB);
+  const size = 200 * KiB + 3;
+  const content = await collect(seededBytes(21, size));
+  const old = await chunks.putFile('f', seededBytes(21, size));
+  const ranges = [[0, 1], [size - 1, size], [64 * KiB - 10, 64 * KiB + 10], [0, size]] as const;
+  const reader = chunks.open('f')!;
+  const second = chunks.open('f')!;
+  second.close(); // one reader closing must not unpin the other's chunks
+  const replacement = await chunks.putFile('f', seededBytes(22, 100 * KiB));
+  const freed = await chunks.collectGarbage();
+  t.deepEqual(freed.chunks, [], 'nothing the reader holds is collected');
+  for (const [start, end] of ranges) {
+    const got = Buffer.concat(Array.from(reader.slices(start, end), (s) => Buffer.from(s)));
+    t.true(got.equals(content.subarray(start, end)), `old content ${start}-${end}`);
+  }
+  reader.close();
+  t.is((await chunks.collectGarbage()).bytes, size);
+  for (const hash of old.chunks) t.is(chunks.peekChunk(hash), undefined, 'a collected chunk is gone, not served from a stale view');
+  t.is(servedSha256(chunks, 'f'), replacement.sha256);
+  t.deepEqual(chunks.check({ verify: true }), []);
+});
+
+test('reading a chunk after the store closed throws instead of touching the unmapped file', async (t) => {
+  const dataDir = tempDir(t);
+  const store = new Store({ dataDir, headName: 'test' });
+  const chunks = new ChunkStore(store, { chunkSize: 64 * KiB });
+  const manifest = await chunks.putFile('f', seededBytes(23, 64 * KiB));
+  t.is(chunks.peekChunk(manifest.chunks[0]!)?.length, 64 * KiB);
+  await store.close();
+  t.throws(() => chunks.peekChunk(manifest.chunks[0]!));
 });

@@ -1,10 +1,11 @@
 // keel vs nginx (Debian's, sendfile on) serving the same 1 GiB file, in one run: a single stream
 // with curl, then wrk with 64 connections over the same random 1 MiB and 64 KiB ranges (fixed
 // seeds). Each server gets CPU 0 (nginx: one worker; keel: its one thread), the clients CPU 1.
-// Prints MB/s, the ratios keel/nginx, and keel's peak RSS during the 64-connection runs.
+// Prints MB/s, the ratios keel/nginx, keel's peak RSS during the 64-connection runs, and the load
+// average (1, 5, 15 min) before and after the measured runs.
 //   node --import tsx bench/http/run.ts [--size-mib 1024] [--seconds 10]
 import { chmodSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { execa, type ResultPromise } from 'execa';
@@ -112,7 +113,8 @@ async function ranges(url: string, rangeSize: number): Promise<{ mbps: number; r
   return { mbps: result.bytes / result.duration_us, rps: result.requests / (result.duration_us / 1e6), errors: result.errors, p99ms: result.p99_us / 1000, peakRss, peakTotal };
 }
 
-const report: Record<string, unknown> = { size_mib: size / MiB, seconds, upload_mbps: +(size / uploadSeconds / 1e6).toFixed(0) };
+const loadAverage = () => loadavg().map((l) => +l.toFixed(2));
+const report: Record<string, unknown> = { size_mib: size / MiB, seconds, upload_mbps: +(size / uploadSeconds / 1e6).toFixed(0), load_average_before: loadAverage() };
 console.error('single stream…');
 const single = { keel: await singleStream(targets.keel), nginx: await singleStream(targets.nginx) };
 report.single_stream_mbps = { keel: +single.keel.toFixed(0), nginx: +single.nginx.toFixed(0), ratio: +(single.keel / single.nginx).toFixed(2) };
@@ -135,5 +137,6 @@ report.keel_rss_mb = {
   anon_peak_during_c64: +(peak / 1e6).toFixed(0),
   vmrss_peak_during_c64_incl_lmdb_map: +(peakTotal / 1e6).toFixed(0),
 };
+report.load_average_after = loadAverage();
 console.log(JSON.stringify(report, null, 2));
 process.exit(0);

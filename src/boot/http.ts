@@ -94,7 +94,7 @@ export const bootRoutes: Route[] = [
       if (chunks.refcount(hash) === 0) throw notFound(`No such chunk: ${hash}`);
       const size = chunks.peekChunk(hash)?.length;
       if (size === undefined) throw notFound(`No such chunk: ${hash}`);
-      // Pinned while it is sent, and read straight from LMDB's shared buffer like file slices.
+      // Pinned while it is sent, and sent straight from LMDB's memory map like file slices.
       chunks.pin([hash]);
       const content: ReplyContent = {
         size, sha256: hash, mtime: 0, stable: false,

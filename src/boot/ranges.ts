@@ -52,7 +52,14 @@ function etagListMatches(header: string, etag: string): boolean {
   return header.split(',').some((item) => item.trim().replace(/^W\//, '') === etag);
 }
 
-const httpDate = (epochSeconds: number): string => new Date(Math.floor(epochSeconds) * 1000).toUTCString();
+/** The last date formatted: every response carries its file's Last-Modified, and formatting costs. */
+let lastDate = { seconds: NaN, text: '' };
+
+function httpDate(epochSeconds: number): string {
+  const seconds = Math.floor(epochSeconds);
+  if (seconds !== lastDate.seconds) lastDate = { seconds, text: new Date(seconds * 1000).toUTCString() };
+  return lastDate.text;
+}
 
 /**
  * The response to GET/HEAD of `file` given the request's (lower-case) headers. `extra` headers

@@ -1,10 +1,10 @@
 // Sends a FileReply over a uWS response: status and headers from planFileResponse, an exact
 // Content-Length always (uWS writes it from tryEnd's total size, or endWithoutBody's for HEAD),
 // and the body with backpressure. Each slice goes to tryEnd as soon as it is pulled, so a fast
-// client is served straight from lmdb-js's shared read buffer with no copy of our own. When the
-// socket is full, tryEnd has sent part of the slice and kept nothing: the unsent remainder is
-// either copied (while the process-wide budget for such copies allows) or dropped and read again
-// from LMDB when the socket is writable. So memory for N slow readers is bounded by the budget,
+// client is served straight from LMDB's memory map (a stored file's slices are views of it, not
+// copies) into the socket. When the socket is full, tryEnd has sent part of the slice and kept
+// nothing: the unsent remainder is either copied (while the process-wide budget for such copies
+// allows) or dropped and read again from LMDB when the socket is writable. So memory for N slow readers is bounded by the budget,
 // not by N × chunk size.
 import type { HttpResponse } from 'uWebSockets.js';
 import type { FileReply, ReplyContent } from './file-reply.js';

@@ -5,6 +5,7 @@
 // measurement and the read-buffer lifetimes are in docs/chunk-store.md.
 import { createHash } from 'node:crypto';
 import type { Database } from 'lmdb';
+import { loadAddon } from '../native.js';
 import type { Store } from './store.js';
 
 /** Chosen by measurement (docs/chunk-store.md, bench/chunks/run.ts). */
@@ -60,6 +61,28 @@ const REFS_DB = '_chunk_refs';
 export const MAX_PENDING_WRITE_BYTES = 8 * 1024 * 1024;
 /** Chunks deleted per GC transaction, so GC never holds the writer for long. */
 const GC_BATCH = 64;
+/**
+ * Map views kept (`ChunkStore.peekChunk`): 4 GiB of 1 MiB chunks. A view costs a JS object; its
+ * bytes are LMDB's file pages, which the kernel pages in and out like any page cache.
+ */
+export const MAX_CHUNK_VIEWS = 4096;
+
+/**
+ * The lmdb-js native export behind `mapView`, undocumented: an external Buffer over the value's
+ * bytes in the memory map, found in the environment's current read transaction, for the key that
+ * the environment's last lmdb-js read left in its key buffer.
+ */
+interface LmdbNative {
+  getSharedByBinary(dbAddress: number, keyLength: number): Buffer | undefined;
+}
+
+/** Undeclared properties of an lmdb-js database that `mapView` needs. */
+interface LmdbDatabaseInternals {
+  /** The native database handle. */
+  dbAddress: number;
+  /** Set while a write transaction's callback runs. */
+  env: { writeTxn?: unknown };
+}
 
 const key = (sha256: string): Buffer => Buffer.from(sha256, 'hex');
 
@@ -84,7 +107,8 @@ export class StagedFile {
 
 /**
  * Random access to one file as it was when opened. Its chunks stay pinned (safe from GC even if
- * the file is replaced or deleted meanwhile) until `close()`.
+ * the file is replaced or deleted meanwhile) until `close()`: the reader pins its manifest, which
+ * costs the same for a 64 KiB range as for a 4 GiB file (see `ChunkStore.open`).
  */
 export class FileReader {
   private cachedIndex = -1;
@@ -120,10 +144,10 @@ export class FileReader {
   }
 
   /**
-   * The bytes of [start, end) as one slice per chunk, each read with the fewest copies lmdb-js
-   * offers (getBinaryFast: one memcpy into a shared buffer). A slice is valid only until the next
-   * LMDB read in this process: write it out (e.g. uWS `res.write`, which copies what it cannot
-   * send at once) before pulling the next one.
+   * The bytes of [start, end) as one slice per chunk, each a view of LMDB's memory map (no copy;
+   * `ChunkStore.peekChunk`). A slice is valid only in the current synchronous run (the read
+   * transaction that protects it ends at the next turn of the event loop): write it out (e.g. uWS
+   * `tryEnd`, which sends what it can) or copy what is left before returning to the event loop.
    */
   *slices(start = 0, end = this.manifest.size): Generator<Buffer> {
     const { chunkSize, chunks } = this.manifest;
@@ -140,7 +164,7 @@ export class FileReader {
     if (this.closed) return;
     this.closed = true;
     this.cached = undefined;
-    this.owner.unpin(this.manifest.chunks);
+    this.owner.unpinManifest(this.manifest);
   }
 
   private chunkAt(index: number): Buffer {
@@ -161,12 +185,24 @@ export class ChunkStore {
   private readonly chunks: Database<Buffer, Buffer>;
   /** sha256 (raw) → number of manifests containing the chunk; absent means 0. */
   private readonly refs: Database<number, Buffer>;
-  /** Chunks in use by uploads not yet committed and by open readers: GC leaves them alone. */
+  /** Chunks in use by uploads not yet committed (and single pinned chunks): GC leaves them alone. */
   private readonly pins = new Map<string, number>();
+  /**
+   * Manifests open by readers, with their reader counts: GC leaves their chunks alone too. One map
+   * operation per reader instead of one per chunk (a range request on a 1 GiB file would otherwise
+   * pin and unpin 1024 chunks); GC, which is rare, expands them into `readerChunks`.
+   */
+  private readonly openManifests = new Map<Manifest, number>();
+  /** The chunks of `openManifests`, built when GC needs it; undefined once that set changed. */
+  private readerChunks: Set<string> | undefined;
   /** Chunk writes in flight, so concurrent uploads of the same chunk write it once. */
   private readonly writing = new Map<string, Promise<unknown>>();
   /** Chunks a GC transaction is deleting but has not committed yet (see `storeChunk`). */
   private readonly deleting = new Set<string>();
+  /** Views of chunks in LMDB's memory map by hex sha256, oldest first (see `peekChunk`). */
+  private readonly views = new Map<string, Buffer>();
+  private readonly lmdbNative = lmdbNativeExports();
+  private readonly chunksInternals: LmdbDatabaseInternals;
   private collecting: Promise<UnusedReport> | undefined;
 
   constructor(
@@ -179,6 +215,7 @@ export class ChunkStore {
     this.files = store.openDatabase<Manifest, string>(FILES_DB, { encoding: 'msgpack', cache: true });
     this.chunks = store.openDatabase<Buffer, Buffer>(CHUNKS_DB, { keyEncoding: 'binary', encoding: 'binary' });
     this.refs = store.openDatabase<number, Buffer>(REFS_DB, { keyEncoding: 'binary', encoding: 'msgpack' });
+    this.chunksInternals = this.chunks as unknown as LmdbDatabaseInternals;
   }
 
   /**
@@ -305,7 +342,11 @@ export class ChunkStore {
   open(id: string): FileReader | undefined {
     const manifest = this.files.get(id);
     if (!manifest) return undefined;
-    this.pin(manifest.chunks);
+    // Pinned in the same synchronous step that read the manifest: no GC transaction can run
+    // between the two, so every chunk it names exists and stays until the reader closes.
+    const readers = this.openManifests.get(manifest) ?? 0;
+    this.openManifests.set(manifest, readers + 1);
+    if (readers === 0) this.readerChunks = undefined;
     return new FileReader(this, manifest);
   }
 
@@ -315,14 +356,29 @@ export class ChunkStore {
   }
 
   /**
-   * One chunk as a view of lmdb-js's shared read buffer (one copy out of LMDB, no allocation);
-   * valid only until the next LMDB read in this process.
+   * One chunk without copying it: a view of its pages in LMDB's memory map. Valid only in the
+   * current synchronous run: the read transaction that keeps a deleted chunk's pages from being
+   * reused ends at the next turn of the event loop. Read pinned chunks only (a reader's, an
+   * upload's, `pin`), or chunks some file references now.
    */
   peekChunk(sha256: string): Buffer | undefined {
-    const bytes = this.chunks.getBinaryFast(key(sha256));
-    // The shared buffer's `length` is patched to the value size but its storage is larger: hand
-    // out a real view so that byteLength and every consumer agree.
-    return bytes?.subarray(0, bytes.length);
+    const raw = key(sha256);
+    // Inside a write transaction a value may live in a dirty page outside the map: copy it.
+    if (this.chunksInternals.env.writeTxn) return this.copyOut(raw);
+    const kept = this.views.get(sha256);
+    if (kept) {
+      // An lmdb-js read first: it throws once the store is closed (the map is unmapped then).
+      this.refs.getBinaryFast(raw);
+      return kept;
+    }
+    const view = this.mapView(raw);
+    // A view made while GC runs may show a chunk GC is deleting (its commit may land in the
+    // middle of this read transaction): use it now, keep it only when no GC is running.
+    if (view && this.collecting === undefined) {
+      if (this.views.size >= MAX_CHUNK_VIEWS) this.views.delete(this.views.keys().next().value!);
+      this.views.set(sha256, view);
+    }
+    return view;
   }
 
   refcount(sha256: string): number {
@@ -361,15 +417,19 @@ export class ChunkStore {
           for (const hash of batch) {
             const raw = key(hash);
             // Re-checked inside the transaction: an upload may have linked or pinned it since.
-            if (this.refs.doesExist(raw) || this.pins.has(hash)) continue;
+            if (this.refs.doesExist(raw) || this.isPinned(hash)) continue;
             const size = this.chunkLength(hash);
             this.chunks.removeSync(raw);
+            this.views.delete(hash);
             this.deleting.add(hash);
             freed.push({ sha256: hash, size });
             bytes += size;
           }
         });
       } finally {
+        // The next read must see the deletes: a read transaction begun before the commit would
+        // still find the deleted chunks (and `peekChunk` could keep views of their freed pages).
+        this.chunks.resetReadTxn();
         this.deleting.clear();
       }
     }
@@ -415,6 +475,14 @@ export class ChunkStore {
     return { files: this.files.getCount(), chunks: this.chunks.getCount(), referencedChunks: this.refs.getCount() };
   }
 
+  /** For `FileReader.close`. */
+  unpinManifest(manifest: Manifest): void {
+    const readers = this.openManifests.get(manifest) ?? 0;
+    if (readers > 1) return void this.openManifests.set(manifest, readers - 1);
+    this.openManifests.delete(manifest);
+    this.readerChunks = undefined;
+  }
+
   pin(hashes: readonly string[]): void {
     for (const hash of hashes) this.pins.set(hash, (this.pins.get(hash) ?? 0) + 1);
   }
@@ -449,6 +517,16 @@ export class ChunkStore {
     return write;
   }
 
+  /** Whether an upload, a single-chunk pin or an open reader holds the chunk. */
+  private isPinned(hash: string): boolean {
+    if (this.pins.has(hash)) return true;
+    if (!this.readerChunks) {
+      this.readerChunks = new Set();
+      for (const manifest of this.openManifests.keys()) for (const chunk of manifest.chunks) this.readerChunks.add(chunk);
+    }
+    return this.readerChunks.has(hash);
+  }
+
   private addRef(hash: string, delta: number): void {
     const raw = key(hash);
     const count = (this.refs.get(raw) ?? 0) + delta;
@@ -462,11 +540,40 @@ export class ChunkStore {
     const start = after === undefined ? undefined : key(after);
     for (const raw of this.chunks.getKeys(start && { start })) {
       const hash = raw.toString('hex');
-      if (hash === after || this.refs.doesExist(raw) || this.pins.has(hash)) continue;
+      if (hash === after || this.refs.doesExist(raw) || this.isPinned(hash)) continue;
       found.push(hash);
       if (found.length >= limit) break;
     }
     return found;
+  }
+
+  /**
+   * Zero-copy read of one chunk. lmdb-js 3.5.6 has no public zero-copy read below 16 MiB values
+   * (getBinaryFast copies into a shared buffer), and its asynchronous getBFAsync, which would
+   * return a map view, crashes the process for values over 4 KiB (its libuv worker thread
+   * dereferences the thread_local buffer table only the main thread sets up). Its native
+   * getSharedByBinary does return a view of the map, but creating one costs more than the copy
+   * (V8 counts the 1 MiB as external memory and collects garbage for it: 47 vs 23 µs per MiB
+   * measured), so `peekChunk` keeps the views it makes. A kept view stays right while its chunk
+   * exists: LMDB's copy-on-write copies B-tree pages, never a value's overflow pages, which change
+   * only when that key is written or deleted; a stored chunk is never written again (uploads skip
+   * existing chunks) and is deleted only by GC, which drops its view; lmdb-js never unmaps a map it
+   * grows (old maps stay for lingering readers). test/chunks.test.ts pins this behaviour.
+   */
+  private mapView(raw: Buffer): Buffer | undefined {
+    // Any lmdb-js read renews the environment's read transaction and leaves its key in the
+    // environment's key buffer, which is where getSharedByBinary takes the key from; refs and
+    // chunks share the environment and the raw 32-byte key encoding.
+    this.refs.getBinaryFast(raw);
+    return this.lmdbNative.getSharedByBinary(this.chunksInternals.dbAddress, raw.length);
+  }
+
+  /** One copy out of LMDB into lmdb-js's shared buffer; valid until the next LMDB read. */
+  private copyOut(raw: Buffer): Buffer | undefined {
+    const bytes = this.chunks.getBinaryFast(raw);
+    // The shared buffer's `length` is patched to the value size but its storage is larger: hand
+    // out a real view so that byteLength and every consumer agree.
+    return bytes?.subarray(0, bytes.length);
   }
 
   private chunkLength(hash: string): number {
@@ -493,6 +600,12 @@ export class ChunkStore {
     if (sha1.digest('hex') !== manifest.sha1) problems.push(`file ${id}: content does not match sha1`);
     return problems;
   }
+}
+
+function lmdbNativeExports(): LmdbNative {
+  const exports = loadAddon('lmdb') as Partial<LmdbNative>;
+  if (typeof exports.getSharedByBinary !== 'function') throw new Error('lmdb addon has no getSharedByBinary: chunk reads need it (docs/chunk-store.md)');
+  return exports as LmdbNative;
 }
 
 function checksumMismatch(manifest: Manifest, options: PutOptions): ChecksumMismatch | undefined {
