@@ -41,8 +41,6 @@ export interface NativeBinding {
   info(handle: NativeHandle): [number, number, number, number, number] | number;
   /** Bytes sent, or -errno. */
   send(handle: NativeHandle, data: Uint8Array, address: number, port: number, sourceAddress: number, ifindex: number): number;
-  /** -errno if the send failed, else the messages (0 or 1) read at once after it into the slab and meta. */
-  sendReceive(handle: NativeHandle, data: Uint8Array, address: number, port: number, sourceAddress: number, ifindex: number): number;
   /** Datagrams sent from `start` (> 0), or -errno of the datagram at `start`. */
   sendBatch(handle: NativeHandle, buffers: readonly Uint8Array[], meta: Uint32Array, start: number, count: number): number;
   /** Arms the TFTP send pump: 0, or -errno (EINVAL: bad sizes or a GRO socket; EBADF: closed). */

@@ -199,7 +199,7 @@ export interface UdpSocketEvents {
   /**
    * The same datagrams again, after every other event, read in place in the receive slab: no
    * copy, no object per datagram. The view is valid only during the listener (the socket's next
-   * receive, e.g. a sendReceive() in the listener, overwrites it).
+   * receive overwrites the slab).
    */
   view: [ReceivedView];
   /** The send queue emptied after backpressure. */
@@ -313,42 +313,6 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
     if (result >= 0) return true;
     if (result === -EAGAIN) return this.#enqueue(datagram, 'sendmsg');
     throw new DgramNativeError('sendmsg', -result, `${address}:${port}`);
-  }
-
-  /**
-   * send(), then reads without waiting the first message already queued on this socket, for
-   * request/response exchanges: a peer on the same CPU, woken by the send, often answers before
-   * sendmsg returns, and reading the answer here saves a trip through the event loop. What is
-   * read (one datagram, or several of one GRO message) is returned, not emitted as events, in a
-   * ReceivedView that is valid only until the socket receives again; later datagrams come by the
-   * events. Nothing is read when the datagram was queued (EAGAIN) or the kernel
-   * rejected it; errors are thrown as by send().
-   */
-  sendReceive(data: Uint8Array, port: number, address: string, options?: SendOptions): ReceivedView {
-    const view = this.#view;
-    view.count = 0;
-    if (this.#queue.length > 0) {
-      this.send(data, port, address, options);
-      return view;
-    }
-    const handle = this.#openHandle('sendmsg');
-    const addressValue = parseIPv4(address);
-    const sourceAddress = options?.sourceAddress === undefined ? 0 : parseIPv4(options.sourceAddress);
-    const ifindex = options?.ifindex ?? 0;
-    const result = binding.sendReceive(handle, data, addressValue, checkPort(port), sourceAddress, ifindex);
-    if (result > 0) {
-      const index = this.#index;
-      index.fill(this.#meta, result, this.#maxDatagramSize);
-      this.#received += index.count;
-      this.#truncated += index.truncated;
-      if (index.kernelDrops > this.#kernelDrops) this.#kernelDrops = index.kernelDrops;
-      view.count = index.count;
-    } else if (result === -EAGAIN) {
-      this.#enqueue({ data, address: addressValue, port, sourceAddress, ifindex }, 'sendmsg');
-    } else if (result < 0) {
-      throw new DgramNativeError('sendmsg', -result, `${address}:${port}`);
-    }
-    return view;
   }
 
   /**

@@ -211,9 +211,9 @@ export class PackedBatch {
 
 /**
  * The datagrams of the socket's last receive, read in place in its receive slab (no copy, no
- * object per datagram): what `sendReceive()` returns. Valid only until the socket receives again
- * (the next `sendReceive()`, or the event loop's next turn); `data(i)` is a view into the slab, so
- * copy what must be kept.
+ * object per datagram): what the 'view' event hands over. Valid only during the listener (the
+ * socket's next receive overwrites the slab); `data(i)` is a view into the slab, so copy what
+ * must be kept.
  */
 export class ReceivedView {
   /** Datagrams in the view. */

@@ -626,27 +626,6 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   return make_int(env, n);
 }
 
-// sendReceive(handle, data, address, port, sourceAddress, ifindex)
-//   -> -errno if the send failed; else the number of messages (0 or 1) read right after it without
-// waiting, in the slab and meta as for a batch event, which is not emitted. One message: the
-// answer to a request; reading more would cost recvmmsg a second, usually empty, read.
-// For request/response exchanges with a peer on the same CPU: sendmsg wakes the peer, which often
-// runs and answers before sendmsg returns, so the answer is read here instead of after a trip
-// through the event loop (epoll_wait, a callback into JS). A receive error is left for the poll.
-static napi_value js_send_receive(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  dn_socket *s = get_socket(env, argv[0]);
-  if (s == NULL) return NULL;
-  if (s->fd < 0 || s->closing) return make_int(env, -EBADF);
-  ssize_t n;
-  CHECK(send_from_args(env, s, argv, &n));
-  if (n < 0) return make_int(env, n);
-  int received = receive_once(s, 1);
-  return make_int(env, received < 0 ? 0 : received);
-}
-
 // Errors with which a kernel refuses a GSO send as such while the same datagrams may go one by
 // one: EIO (device without checksum offload, IPsec route), EINVAL (too many segments, SO_NO_CHECK;
 // older kernels also for a segment over the MTU), EMSGSIZE (segment over the route MTU),
@@ -1032,7 +1011,6 @@ static napi_value init(napi_env env, napi_value exports) {
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
-      {"sendReceive", NULL, js_send_receive, NULL, NULL, NULL, napi_default, NULL},
       {"tftpPumpStart", NULL, js_tftp_pump_start, NULL, NULL, NULL, napi_default, NULL},
       {"tftpPumpStop", NULL, js_tftp_pump_stop, NULL, NULL, NULL, napi_default, NULL},
       {"sendStats", NULL, js_send_stats, NULL, NULL, NULL, napi_default, NULL},
