@@ -1,6 +1,13 @@
 import test from 'ava';
 import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
+import type { ApiContext } from '../src/api/context.js';
 import { statusLine } from '../src/api/errors.js';
+import { Router } from '../src/api/router.js';
+import type { Request } from '../src/api/route.js';
+import { ApiServer } from '../src/api/server.js';
+import { loadConfig } from '../src/config.js';
 import { startTestHead } from './helpers/head.js';
 
 test('success and error envelopes with the right status codes', async (t) => {
@@ -113,4 +120,44 @@ test('every status gets its reason phrase, also those no table listed (502 from 
   t.is(statusLine(502), '502 Bad Gateway');
   t.is(statusLine(206), '206 Partial Content');
   t.is(statusLine(599), '599');
+});
+
+test('the peer address and the query reach a route that reads them, answered at once or after a wait', async (t) => {
+  const seen = (req: Request) => ({ address: req.remoteAddress, q: req.query.get('q'), params: req.params });
+  let readAfterAbort: string | undefined;
+  const router = new Router();
+  router.add({ method: 'GET', path: '/now/:id', access: 'public', summary: 'answered in the request callback', handler: seen });
+  router.add({
+    method: 'GET', path: '/later/:id', access: 'public', summary: 'answered after a wait',
+    handler: async (req) => {
+      await sleep(10);
+      return seen(req);
+    },
+  });
+  router.add({
+    method: 'GET', path: '/gone', access: 'public', summary: 'reads the address after the client left',
+    handler: async (req) => {
+      await sleep(200);
+      readAfterAbort = req.remoteAddress;
+      return undefined;
+    },
+  });
+  const ctx = { config: loadConfig({ file: '/dev/null', env: {} }), log: pino({ level: 'silent' }) } as unknown as ApiContext;
+  const server = new ApiServer(router, ctx);
+  const port = await server.listen('127.0.0.1', 0);
+  t.teardown(() => server.close());
+  for (const path of ['/now', '/later']) {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1${path}/a%2Fb?q=x%20y&other=1`);
+    t.is(res.status, 200, path);
+    t.deepEqual(((await res.json()) as { data: unknown }).data, { address: '127.0.0.1', q: 'x y', params: { id: 'a/b' } }, path);
+  }
+  // The client leaves before the route asks: uWS no longer lets the response be read, the route gets ''.
+  const socket = connect(port, '127.0.0.1', () => socket.end('GET /api/v1/gone HTTP/1.1\r\nHost: x\r\n\r\n'));
+  socket.on('error', () => {});
+  await sleep(50);
+  socket.destroy();
+  for (let i = 0; i < 50 && readAfterAbort === undefined; i++) await sleep(20);
+  t.is(readAfterAbort, '');
+  const after = await fetch(`http://127.0.0.1:${port}/api/v1/now/1`);
+  t.is(after.status, 200, 'the server still answers');
 });

@@ -4,14 +4,14 @@
 // files. Besides the API under /api/v1, other routers can be mounted on their own prefix (the
 // public boot path /boot).
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
-import { endHead, sendFile } from '../boot/send-file.js';
+import { endHead, sendFile, type SendTarget } from '../boot/send-file.js';
 import { loadUws } from '../native.js';
 import { BodyAborted, BodyStream } from './body-stream.js';
 import type { ApiContext } from './context.js';
-import { API_PREFIX, dispatch, type Reply } from './dispatch.js';
+import { API_PREFIX, dispatchNow, type Reply, type RequestBody } from './dispatch.js';
 import { badRequest, payloadTooLarge, statusLine, unsupportedMediaType } from './errors.js';
 import type { Router } from './router.js';
-import type { Request } from './route.js';
+import type { Principal, Request } from './route.js';
 
 
 /**
@@ -26,15 +26,88 @@ function isJsonType(contentType: string): boolean {
   return JSON_BODY_TYPES.has(type) || type.endsWith('+json');
 }
 
-/** Per-request state that outlives the synchronous uWS handler. */
-interface Exchange {
-  res: HttpResponse;
-  aborted: boolean;
-  done: boolean;
+/**
+ * Per-request state that outlives the synchronous uWS handler. It is also what the body readers
+ * and the file sender are given (methods, not closures: a request creates as few functions as it
+ * can, since the boot path serves tens of thousands of requests per second).
+ */
+class Exchange implements RequestBody, SendTarget {
+  aborted = false;
+  done = false;
   /** Run when the client aborts (uWS keeps one onAborted handler per response: this is it). */
-  abortHandlers: (() => void)[];
+  readonly abortHandlers: (() => void)[] = [];
   /** The streamed body, on `body: 'stream'` routes. */
   stream?: BodyStream;
+  req!: UwsRequest;
+
+  constructor(
+    readonly res: HttpResponse,
+    private readonly server: ApiServer,
+  ) {}
+
+  aborts(): void {
+    this.aborted = true;
+    for (const handler of this.abortHandlers) handler();
+  }
+
+  isAborted(): boolean {
+    return this.aborted;
+  }
+
+  onAbort(handler: () => void): void {
+    this.abortHandlers.push(handler);
+  }
+
+  readBody(): Promise<unknown> {
+    return this.server.readBody(this);
+  }
+
+  openStream(): BodyStream {
+    return this.server.openStream(this);
+  }
+}
+
+/** Copies one header into `collected`: a module-level function, so no closure per request. */
+let collected: Record<string, string> = {};
+function collectHeader(key: string, value: string): void {
+  collected[key] = value;
+}
+
+/**
+ * A request as uWS delivered it. The query is parsed and the peer address asked for (a
+ * getpeername system call) only when a route reads them: the boot path's downloads need neither.
+ */
+class UwsRequest implements Request {
+  params: Record<string, string> = {};
+  body: unknown = undefined;
+  stream?: AsyncIterable<Buffer>;
+  principal?: Principal;
+  private parsedQuery?: URLSearchParams;
+  private address?: string;
+
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    private readonly rawQuery: string,
+    readonly headers: Record<string, string>,
+    private readonly exchange: Exchange,
+  ) {}
+
+  get query(): URLSearchParams {
+    return (this.parsedQuery ??= new URLSearchParams(this.rawQuery));
+  }
+
+  /**
+   * The peer's address, read from the socket on first use. A response whose client has gone (or
+   * whose reply has been sent) is no longer accessible in uWS: its address then reads as ''.
+   */
+  get remoteAddress(): string {
+    if (this.address === undefined) {
+      if (this.exchange.aborted || this.exchange.done) return '';
+      this.address = normaliseAddress(Buffer.from(this.exchange.res.getRemoteAddressAsText()).toString('latin1'));
+    }
+    return this.address;
+  }
 }
 
 /** A router serving the paths under `prefix`. */
@@ -90,44 +163,35 @@ export class ApiServer {
   }
 
   private onRequest(res: HttpResponse, raw: HttpRequest): void {
-    const exchange: Exchange = { res, aborted: false, done: false, abortHandlers: [] };
-    res.onAborted(() => {
-      exchange.aborted = true;
-      for (const handler of exchange.abortHandlers) handler();
-    });
+    const exchange = new Exchange(res, this);
+    res.onAborted(() => exchange.aborts());
     // Everything from `raw` must be read now: uWS invalidates it when this function returns.
-    const method = raw.getCaseSensitiveMethod().toUpperCase();
     const url = raw.getUrl();
-    const headers: Record<string, string> = {};
-    raw.forEach((key, value) => {
-      headers[key] = value;
+    collected = {};
+    raw.forEach(collectHeader);
+    const req = new UwsRequest(raw.getCaseSensitiveMethod().toUpperCase(), url, raw.getQuery() ?? '', collected, exchange);
+    exchange.req = req;
+    let mount = this.mounts[this.mounts.length - 1]!;
+    for (const m of this.mounts) {
+      if (url === m.prefix || url.startsWith(m.prefix + '/')) {
+        mount = m;
+        break;
+      }
+    }
+    // dispatchNow calls readBody/openStream before it waits for anything, i.e. still inside this
+    // callback, which is where onData must be attached.
+    const reply = dispatchNow(mount.router, this.ctx, req, exchange, mount.prefix);
+    // Answered at once: written now, while uWS has the socket corked for this callback.
+    if (!(reply instanceof Promise)) return this.send(exchange, reply);
+    void reply.then((settled) => {
+      if (exchange.aborted || exchange.done) this.send(exchange, settled);
+      else exchange.res.cork(() => this.send(exchange, settled));
     });
-    const req: Request = {
-      method,
-      path: url,
-      params: {},
-      query: new URLSearchParams(raw.getQuery() ?? ''),
-      headers,
-      body: undefined,
-      remoteAddress: normaliseAddress(Buffer.from(res.getRemoteAddressAsText()).toString()),
-    };
-    void this.handle(exchange, req);
-  }
-
-  private async handle(exchange: Exchange, req: Request): Promise<void> {
-    const mount = this.mounts.find((m) => req.path === m.prefix || req.path.startsWith(m.prefix + '/')) ?? this.mounts[this.mounts.length - 1]!;
-    // dispatch calls readBody/openStream before its first await, i.e. still inside the uWS
-    // request callback, which is where onData must be attached.
-    const reply = await dispatch(mount.router, this.ctx, req, () => this.readBody(exchange, req), {
-      prefix: mount.prefix,
-      openStream: () => this.openStream(exchange),
-    });
-    if (reply.status >= 500) this.ctx.log.error({ method: req.method, path: req.path, reason: reply.payload.reason }, 'request failed');
-    this.send(exchange, req, reply);
   }
 
   /** Read and parse a JSON body; undefined when there is none. */
-  private readBody(exchange: Exchange, req: Request): Promise<unknown> {
+  readBody(exchange: Exchange): Promise<unknown> {
+    const { req } = exchange;
     const limit = this.ctx.config.http.max_body_bytes;
     const contentType = req.headers['content-type'] ?? '';
     if (!isJsonType(contentType)) return Promise.reject(unsupportedMediaType(contentType));
@@ -161,7 +225,7 @@ export class ApiServer {
   }
 
   /** The body as it arrives, with uWS pause/resume as backpressure. */
-  private openStream(exchange: Exchange): BodyStream {
+  openStream(exchange: Exchange): BodyStream {
     const { res } = exchange;
     const stream = new BodyStream({
       pause: () => {
@@ -178,24 +242,21 @@ export class ApiServer {
     return stream;
   }
 
-  private send(exchange: Exchange, req: Request, reply: Reply): void {
+  /** Write the reply; inside the request callback or a cork (one system call for head and body). */
+  private send(exchange: Exchange, reply: Reply): void {
+    const { res, req } = exchange;
+    if (reply.status >= 500) this.ctx.log.error({ method: req.method, path: req.path, reason: reply.payload.reason }, 'request failed');
     if (exchange.aborted || exchange.done) return;
     exchange.done = true;
-    const { res } = exchange;
     // A streamed body the handler did not read to the end: the connection cannot be reused.
     const unreadBody = exchange.stream !== undefined && !exchange.stream.complete;
     exchange.stream?.unpause();
-    if (reply.file) {
-      sendFile({ res, isAborted: () => exchange.aborted, onAbort: (handler) => exchange.abortHandlers.push(handler) }, req.method, req.headers, reply.file);
-      return;
-    }
+    if (reply.file) return sendFile(exchange, req.method, req.headers, reply.file);
     const body = JSON.stringify(reply.payload);
-    res.cork(() => {
-      res.writeStatus(statusLine(reply.status));
-      res.writeHeader('Content-Type', 'application/json');
-      for (const [key, value] of Object.entries(reply.headers)) res.writeHeader(key, value);
-      if (req.method === 'HEAD') endHead(res, Buffer.byteLength(body));
-      else res.end(body, reply.close || unreadBody);
-    });
+    res.writeStatus(statusLine(reply.status));
+    res.writeHeader('Content-Type', 'application/json');
+    for (const [key, value] of Object.entries(reply.headers)) res.writeHeader(key, value);
+    if (req.method === 'HEAD') endHead(res, Buffer.byteLength(body));
+    else res.end(body, reply.close || unreadBody);
   }
 }

@@ -27,9 +27,27 @@ export class FileReply {
 }
 
 /** A stored file, as one reader opened it: its chunks stay pinned until the reply is done. */
+class StoredContent implements ReplyContent {
+  readonly size: number;
+  readonly sha256: string;
+  readonly mtime: number;
+  readonly stable = false;
+
+  constructor(private readonly reader: FileReader) {
+    ({ size: this.size, sha256: this.sha256, mtime: this.mtime } = reader.manifest);
+  }
+
+  slices(start: number, end: number): Iterable<Buffer> {
+    return this.reader.slices(start, end);
+  }
+
+  close(): void {
+    this.reader.close();
+  }
+}
+
 export function storedContent(reader: FileReader): ReplyContent {
-  const { size, sha256, mtime } = reader.manifest;
-  return { size, sha256, mtime, stable: false, slices: (start, end) => reader.slices(start, end), close: () => reader.close() };
+  return new StoredContent(reader);
 }
 
 /** Bytes already in memory (a rendered text, one chunk read with its own buffer). */

@@ -67,26 +67,31 @@ function httpDate(epochSeconds: number): string {
  */
 export function planFileResponse(file: FileFacts, headers: Readonly<Record<string, string>>, extra: Record<string, string> = {}): FilePlan {
   const etag = etagOf(file.sha256);
-  const common = { ...extra, ETag: etag, 'Last-Modified': httpDate(file.mtime), 'Accept-Ranges': 'bytes' };
+  const lastModified = httpDate(file.mtime);
   const ifNoneMatch = headers['if-none-match'];
-  if (ifNoneMatch !== undefined && etagListMatches(ifNoneMatch, etag)) return { status: 304, start: 0, end: 0, headers: common };
-  const whole: FilePlan = { status: 200, start: 0, end: file.size, headers: common };
+  if (ifNoneMatch !== undefined && etagListMatches(ifNoneMatch, etag)) return { status: 304, start: 0, end: 0, headers: fileHeaders(extra, etag, lastModified) };
   const range = headers.range;
-  if (range === undefined) return whole;
+  if (range === undefined) return { status: 200, start: 0, end: file.size, headers: fileHeaders(extra, etag, lastModified) };
   // If-Range: the range applies only to this exact version (strong ETag, or its Last-Modified date).
   const ifRange = headers['if-range'];
-  if (ifRange !== undefined) {
-    const value = ifRange.trim();
-    const current = value.startsWith('"') || value.startsWith('W/') ? value === etag : value === common['Last-Modified'];
-    if (!current) return whole;
-  }
-  const parsed = parseRange(range, file.size);
-  if (parsed === undefined) return whole;
-  if (parsed === 'unsatisfiable') return { status: 416, start: 0, end: 0, headers: { ...common, 'Content-Range': `bytes */${file.size}` } };
-  return {
-    status: 206,
-    start: parsed.start,
-    end: parsed.end,
-    headers: { ...common, 'Content-Range': `bytes ${parsed.start}-${parsed.end - 1}/${file.size}` },
-  };
+  const parsed = ifRange !== undefined && !ifRangeCurrent(ifRange, etag, lastModified) ? undefined : parseRange(range, file.size);
+  if (parsed === undefined) return { status: 200, start: 0, end: file.size, headers: fileHeaders(extra, etag, lastModified) };
+  if (parsed === 'unsatisfiable') return { status: 416, start: 0, end: 0, headers: fileHeaders(extra, etag, lastModified, `bytes */${file.size}`) };
+  return { status: 206, start: parsed.start, end: parsed.end, headers: fileHeaders(extra, etag, lastModified, `bytes ${parsed.start}-${parsed.end - 1}/${file.size}`) };
+}
+
+function ifRangeCurrent(ifRange: string, etag: string, lastModified: string): boolean {
+  const value = ifRange.trim();
+  return value.startsWith('"') || value.startsWith('W/') ? value === etag : value === lastModified;
+}
+
+/** `extra`, then the file's own headers: built key by key (an object spread per response costs). */
+function fileHeaders(extra: Record<string, string>, etag: string, lastModified: string, contentRange?: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const key in extra) headers[key] = extra[key]!;
+  headers.ETag = etag;
+  headers['Last-Modified'] = lastModified;
+  headers['Accept-Ranges'] = 'bytes';
+  if (contentRange !== undefined) headers['Content-Range'] = contentRange;
+  return headers;
 }

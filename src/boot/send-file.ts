@@ -39,30 +39,25 @@ export interface SendTarget {
   onAbort(handler: () => void): void;
 }
 
-/** Send `reply` for a GET or HEAD with the request's lower-case headers; closes the content when done. */
+/**
+ * Send `reply` for a GET or HEAD with the request's lower-case headers; closes the content when
+ * done. Call it inside the uWS request callback or a `res.cork()`, so that the status line,
+ * headers and the start of the body leave in one write.
+ */
 export function sendFile(target: SendTarget, method: string, requestHeaders: Readonly<Record<string, string>>, reply: FileReply): void {
   const { res } = target;
   const content = reply.content;
   const plan = planFileResponse(content, requestHeaders, reply.headers);
-  const head = () => {
-    res.writeStatus(statusLine(plan.status));
-    for (const [key, value] of Object.entries(plan.headers)) res.writeHeader(key, value);
-  };
+  res.writeStatus(statusLine(plan.status));
+  for (const key in plan.headers) res.writeHeader(key, plan.headers[key]!);
   if (plan.status === 304 || plan.status === 416 || method === 'HEAD' || plan.end === plan.start) {
-    res.cork(() => {
-      head();
-      if (plan.status === 304) res.endWithoutBody();
-      else if (method === 'HEAD') endHead(res, plan.end - plan.start);
-      else res.end();
-    });
+    if (plan.status === 304) res.endWithoutBody();
+    else if (method === 'HEAD') endHead(res, plan.end - plan.start);
+    else res.end();
     content.close();
     return;
   }
-  const sender = new BodySender(target, content, plan.start, plan.end);
-  res.cork(() => {
-    head();
-    sender.pump();
-  });
+  new BodySender(target, content, plan.start, plan.end).send();
 }
 
 /**
@@ -94,10 +89,19 @@ class BodySender {
     end: number,
   ) {
     this.total = end - start;
-    target.onAbort(() => this.finish());
-    target.res.onWritable(() => {
+  }
+
+  /**
+   * Send what the socket takes now. Most replies end here; only one the socket could not take
+   * whole waits for onWritable (and must stop on an abort), so only then are handlers registered.
+   */
+  send(): void {
+    if (this.pump()) return;
+    const { res } = this.target;
+    this.target.onAbort(() => this.finish());
+    res.onWritable(() => {
       let ok = false;
-      target.res.cork(() => (ok = this.pump()));
+      res.cork(() => (ok = this.pump()));
       return ok;
     });
   }
