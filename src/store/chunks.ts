@@ -362,16 +362,15 @@ export class ChunkStore {
    * upload's, `pin`), or chunks some file references now.
    */
   peekChunk(sha256: string): Buffer | undefined {
-    const raw = key(sha256);
     // Inside a write transaction a value may live in a dirty page outside the map: copy it.
-    if (this.chunksInternals.env.writeTxn) return this.copyOut(raw);
+    if (this.chunksInternals.env.writeTxn) return this.copyOut(key(sha256));
     const kept = this.views.get(sha256);
     if (kept) {
-      // An lmdb-js read first: it throws once the store is closed (the map is unmapped then).
-      this.refs.getBinaryFast(raw);
+      // A kept view points into the map, which close() unmaps: never hand one out from then on.
+      if (!this.store.isOpen()) throw new Error('the store is closed');
       return kept;
     }
-    const view = this.mapView(raw);
+    const view = this.mapView(key(sha256));
     // A view made while GC runs may show a chunk GC is deleting (its commit may land in the
     // middle of this read transaction): use it now, keep it only when no GC is running.
     if (view && this.collecting === undefined) {

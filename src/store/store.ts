@@ -178,6 +178,7 @@ export class Store {
   readonly changeLog: Database<Change, number>;
   readonly settings: Database<unknown, string>;
   private readonly root: RootDatabase;
+  private closing = false;
   private readonly collections = new Map<string, Collection>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly clock: () => number;
@@ -326,7 +327,13 @@ export class Store {
     return problems;
   }
 
+  /** False from the moment close() begins (lmdb-js unmaps the file at its end). */
+  isOpen(): boolean {
+    return !this.closing;
+  }
+
   async close(): Promise<void> {
+    this.closing = true;
     await this.root.close();
   }
 }
