@@ -3,7 +3,9 @@
 // seeds). Each server gets CPU 0 (nginx: one worker; keel: its one thread), the clients CPU 1.
 // Prints MB/s, the ratios keel/nginx, keel's peak RSS during the 64-connection runs, and the load
 // average (1, 5, 15 min) before and after the measured runs.
-//   node --import tsx bench/http/run.ts [--size-mib 1024] [--seconds 10]
+//   node --import tsx bench/http/run.ts [--size-mib 1024] [--seconds 10] [--keel-binary dist/keel]
+// keel runs from the sources under tsx (bench/http/keel-server.ts), or, with --keel-binary, as the
+// shipped executable (after ./build.sh): tsx adds work per closure that the bundle does not have.
 import { chmodSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,13 +64,31 @@ http {
 const nginx = execa('taskset', ['-c', '0', 'nginx', '-c', nginxConf, '-g', 'user root;'], { reject: false });
 children.push(nginx);
 
-// keel: a head on a free port, its data directory in the work dir.
-const keel = execa('taskset', ['-c', '0', process.execPath, '--import', 'tsx', 'bench/http/keel-server.ts', '0', join(work, 'keel')], { reject: false, buffer: false });
+// keel: a head on a free port (from source) or the next test port (binary), its data directory in the work dir.
+const keelBinaryAt = process.argv.indexOf('--keel-binary');
+const keelBinary = keelBinaryAt > 0 ? process.argv[keelBinaryAt + 1]! : undefined;
+const keel = keelBinary === undefined
+  ? execa('taskset', ['-c', '0', process.execPath, '--import', 'tsx', 'bench/http/keel-server.ts', '0', join(work, 'keel')], { reject: false, buffer: false })
+  : execa('taskset', ['-c', '0', keelBinary, 'serve', '--data-dir', join(work, 'keel'), '--bind', '127.0.0.1', '--http-port', String(nginxPort + 1), '--tftp-port', String(nginxPort + 1)], {
+    reject: false, buffer: false, env: { KEEL_ADMIN_PASSWORD: 'bench-password', KEEL_LOG_FORMAT: 'json', KEEL_LOG_LEVEL: 'warn' },
+  });
 children.push(keel);
 const exited = keel.then((r) => Promise.reject(new Error(`keel exited before listening: ${String(r.stderr ?? r.exitCode)}`)));
-const [line] = (await Promise.race([once(keel.stdout!, 'data'), exited])) as [Buffer];
-const { port: keelPort, token } = JSON.parse(line.toString()) as { port: number; token: string };
-const keelPid = keel.pid!; // taskset execs node, and tsx runs in-process
+const keelPid = keel.pid!; // taskset execs node (or the binary), and tsx runs in-process
+const { port: keelPort, token } = keelBinary === undefined
+  ? JSON.parse(((await Promise.race([once(keel.stdout!, 'data'), exited])) as [Buffer])[0].toString()) as { port: number; token: string }
+  : await loginWhenListening(`http://127.0.0.1:${nginxPort + 1}/api/v1`, nginxPort + 1);
+
+/** Polls the binary's login until it answers (it logs nothing at level warn when it starts). */
+async function loginWhenListening(apiUrl: string, port: number): Promise<{ port: number; token: string }> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    if (keel.exitCode !== null) break;
+    const reply = await fetch(`${apiUrl}/login`, { method: 'POST', body: JSON.stringify({ user: 'admin', pass: 'bench-password' }) }).catch(() => undefined);
+    if (reply?.ok) return { port, token: ((await reply.json()) as { data: { token: { access_token: string } } }).data.token.access_token };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('keel did not answer its login within 30 s');
+}
 
 const api = `http://127.0.0.1:${keelPort}/api/v1`;
 await fetch(`${api}/images`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ name: 'bench' }) });
