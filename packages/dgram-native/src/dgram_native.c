@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -634,6 +635,32 @@ static bool is_gso_refusal(int err) {
   return err == EIO || err == EINVAL || err == EMSGSIZE || err == EOPNOTSUPP;
 }
 
+// What send_messages returns when the kernel refused the first message as a GSO run: GSO is then
+// off for the socket and the caller sends the same datagrams again, one message each.
+#define GSO_REFUSED INT_MIN
+
+// One sendmmsg of prepared messages (message i carries datagrams_in[i] datagrams), retried on
+// EINTR. Returns the messages sent (their datagrams added to *datagrams_sent), -errno if none
+// was, or GSO_REFUSED.
+static int send_messages(dn_socket *s, struct mmsghdr *msgs, uint32_t nmsgs, const uint32_t *datagrams_in, uint32_t *datagrams_sent) {
+  int n;
+  do n = sendmmsg(s->fd, msgs, nmsgs, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (datagrams_in[0] > 1 && is_gso_refusal(errno)) {
+      s->gso = false;  // for good
+      return GSO_REFUSED;
+    }
+    return -errno;
+  }
+  *datagrams_sent = 0;
+  for (int i = 0; i < n; i++) {
+    *datagrams_sent += datagrams_in[i];
+    if (datagrams_in[i] > 1) s->gso_sends++;
+  }
+  return n;
+}
+
 // The TFTP pump's window: window_size DATA datagrams of block_size + 4 bytes, each a 4-byte header
 // and block_size bytes of data (two iovecs, no copy), in GSO runs as sendBatch makes them.
 // Returns the datagrams the kernel took (> 0), or -errno if it took none.
@@ -668,22 +695,10 @@ static int pump_send_window(dn_socket *s) {
       msgs[nmsgs].msg_len = 0;
       nmsgs++;
     }
-    int n;
-    do n = sendmmsg(s->fd, msgs, nmsgs, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-      if (datagrams_in[0] > 1 && is_gso_refusal(errno)) {
-        s->gso = false;  // as in sendBatch: for good, and the same datagrams again one by one
-        continue;
-      }
-      return -errno;
-    }
-    int sent = 0;
-    for (int i = 0; i < n; i++) {
-      sent += (int)datagrams_in[i];
-      if (datagrams_in[i] > 1) s->gso_sends++;
-    }
-    return sent;
+    uint32_t sent;
+    int n = send_messages(s, msgs, nmsgs, datagrams_in, &sent);
+    if (n == GSO_REFUSED) continue;  // the same window again, one message per datagram
+    return n < 0 ? n : (int)sent;
   }
 }
 
@@ -814,20 +829,11 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
       msgs[nmsgs].msg_len = 0;
       nmsgs++;
     }
-    int n;
-    do n = sendmmsg(s->fd, msgs, nmsgs, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-      if (datagrams_in[0] > 1 && is_gso_refusal(errno)) {
-        s->gso = false;
-        continue;  // the same datagrams again, without GSO
-      }
-      return make_int(env, sent > 0 ? (int64_t)sent : -errno);
-    }
-    for (int i = 0; i < n; i++) {
-      sent += datagrams_in[i];
-      if (datagrams_in[i] > 1) s->gso_sends++;
-    }
+    uint32_t run_sent;
+    int n = send_messages(s, msgs, nmsgs, datagrams_in, &run_sent);
+    if (n == GSO_REFUSED) continue;  // the same datagrams again, without GSO
+    if (n < 0) return make_int(env, sent > 0 ? (int64_t)sent : n);
+    sent += run_sent;
     if (n < (int)nmsgs) break;
   }
   return make_int(env, sent);
