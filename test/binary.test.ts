@@ -9,6 +9,8 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bootLab, startVm } from './dhcp/boot-lab.js';
+import { prepareCluster, startKeelInNamespace } from './dhcp/keel-in-netns.js';
 import { freePort } from './helpers/free-port.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -141,4 +143,23 @@ test('keel serve answers the API, stores and lists objects, and exits on SIGTERM
 
   child.kill('SIGTERM');
   t.is(await exited(child, 10_000), 0, `keel serve did not exit cleanly on SIGTERM:\n${output}`);
+});
+
+test('the binary network-boots a QEMU UEFI machine up to its iPXE script (DHCP, TFTP, HTTP)', async (t) => {
+  // The boot path as the sources' boot tests (test/dhcp-boot.test.ts) drive it, served by the one
+  // file: authoritative DHCP, EDK2's PXE fetching ipxe.efi by TFTP, iPXE fetching the node's
+  // script by HTTP.
+  const mac = '52:54:00:0b:0e:01';
+  const lab = bootLab(t, { siteDhcp: false });
+  await prepareCluster(lab.dataDir, { network: { name: 'lab', first_ip: '10.67.0.100', ip_count: 10, mask_bits: 24, router_ip: '10.67.0.254', dhcp_mode: 'authoritative' }, macs: [mac] });
+  const keelInLab = await startKeelInNamespace(t, lab.server, lab.dataDir, 'br0', 8080, 69, { executable: keel, env: { XDG_CACHE_HOME: join(work, 'cache-boot') } });
+  const vm = startVm(t, lab, 'uefi-virtio', mac);
+  const quit = vm.exited.then(() => {
+    throw new Error(`QEMU exited before the script fetch: ${vm.output()}`);
+  });
+  const script = await Promise.race([keelInLab.waitForLog((line) => line.msg === 'iPXE script served' && line.mac === mac, 120_000), quit]);
+  t.is(script.mac, mac);
+  const transfers = keelInLab.logs.filter((line) => line.msg === 'tftp transfer' && line.outcome === 'complete').map((line) => line.file);
+  t.true(transfers.includes('ipxe.efi'), `TFTP transfers: ${JSON.stringify(transfers)}`);
+  await keelInLab.stop();
 });

@@ -41,12 +41,20 @@ export interface KeelProcess {
   stop(): Promise<void>;
 }
 
+/** Which keel runs: the sources under tsx (default), or an executable such as the single binary. */
+export interface KeelCommand {
+  executable?: string;
+  /** Added to the environment (e.g. the binary's XDG_CACHE_HOME). */
+  env?: NodeJS.ProcessEnv;
+}
+
 /** `tftpPort` defaults off port 69; a firmware boot test needs 69, where PXE ROMs ask. */
-export async function startKeelInNamespace(t: ExecutionContext, namespace: string, dataDir: string, dhcpInterface: string, httpPort = 8080, tftpPort = 6969): Promise<KeelProcess> {
-  const child = spawn('ip', ['netns', 'exec', namespace, process.execPath, '--import', 'tsx', CLI, 'serve', '--data-dir', dataDir, '--bind', '0.0.0.0',
+export async function startKeelInNamespace(t: ExecutionContext, namespace: string, dataDir: string, dhcpInterface: string, httpPort = 8080, tftpPort = 6969, command: KeelCommand = {}): Promise<KeelProcess> {
+  const keel = command.executable === undefined ? [process.execPath, '--import', 'tsx', CLI] : [command.executable];
+  const child = spawn('ip', ['netns', 'exec', namespace, ...keel, 'serve', '--data-dir', dataDir, '--bind', '0.0.0.0',
     '--http-port', String(httpPort), '--tftp-port', String(tftpPort), '--dhcp-interface', dhcpInterface, '--log-level', 'debug'], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, KEEL_ADMIN_PASSWORD: 'dhcp-test-password', KEEL_LOG_FORMAT: 'json' },
+    env: { ...process.env, ...command.env, KEEL_ADMIN_PASSWORD: 'dhcp-test-password', KEEL_LOG_FORMAT: 'json' },
   });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   t.teardown(async () => {
