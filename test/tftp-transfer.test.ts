@@ -4,7 +4,7 @@ import { encodeNetascii, type ReadBlock, type ReadBlockInto } from '../src/net/t
 import type { TftpLimits } from '../src/net/tftp/options.js';
 import { parseTftp, serializeAck, serializeData, serializeError, serializeRequest, type TftpPacket } from '../src/net/tftp/packets.js';
 import type { TransferMode } from '../src/net/tftp/request.js';
-import { Transfer, type RetransmitPolicy, type TransferResult, type TransferStep } from '../src/net/tftp/transfer.js';
+import { DEFAULT_RETRANSMIT, Transfer, type RetransmitPolicy, type TransferResult, type TransferStep } from '../src/net/tftp/transfer.js';
 
 // ---------------------------------------------------------------------------------------------
 // Content: a synthetic file whose every byte depends on its offset, so a block delivered at the
@@ -431,18 +431,21 @@ test('timeouts resend the whole unacknowledged window with exponential backoff, 
   transfer.onAck(2); // blocks 3..6 outstanding
   const delays: number[] = [];
   let step: TransferStep = { send: [], timeoutMs: 200, finished: null };
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 8; i++) {
     clock.now += step.timeoutMs as number;
     step = transfer.onTimeout();
     t.deepEqual(summary(step), [3, 4, 5, 6]);
     delays.push(step.timeoutMs as number);
   }
-  // RTO 200 (floor, from the 5 ms OACK sample) doubling to the 8 s ceiling.
-  t.deepEqual(delays, [400, 800, 1600, 3200, 6400]);
+  // RTO 200 (floor, from the 5 ms OACK sample) doubling to the 8 s ceiling; past five
+  // retransmissions it keeps trying until 30 s have passed without progress (a client like atftp
+  // may be silent for its own 5 s timeout, twice).
+  t.deepEqual(delays, [400, 800, 1600, 3200, 6400, 8000, 8000, 8000]);
   clock.now += step.timeoutMs as number;
+  t.true(clock.now - 5 >= DEFAULT_RETRANSMIT.minGiveUpMs);
   const end = transfer.onTimeout();
   t.deepEqual(summary(end), ['error 0']);
-  t.like(end.finished, { outcome: 'timeout', detail: 'no ACK after 5 retransmissions of blocks 3..6', counters: { timeouts: 6 } });
+  t.like(end.finished, { outcome: 'timeout', detail: 'no ACK after 8 retransmissions in 37 s of blocks 3..6', counters: { timeouts: 9 } });
 });
 
 test('an early timer call does not resend: it only re-arms for the rest', (t) => {
@@ -757,7 +760,8 @@ test('the final ACK lost: a dallying client re-ACKs the resent last block, a van
   t.is(dallying.result.counters.blocksResent, 1);
   const vanished = simulate({ fileSize: 1500, dropAcks: [3], dallyMs: 0 });
   t.true(vanished.clientComplete);
-  t.like(vanished.result, { outcome: 'end-unconfirmed', counters: { timeouts: 6, blocksResent: 5 } });
+  // The last block is resent until 30 s pass without an ACK (five retransmissions take 12.6 s at the RTO floor).
+  t.like(vanished.result, { outcome: 'end-unconfirmed', counters: { timeouts: 9, blocksResent: 8 } });
 });
 
 test('adaptive RTO: a 1.5 s round trip (above the 1 s initial RTO) costs one spurious resend, not one per block', (t) => {

@@ -16,11 +16,18 @@ export interface RetransmitPolicy {
   minRtoMs: number;
   /** Ceiling of the backed-off RTO (a client's own timeout, up to 255 s, overrides it). */
   maxRtoMs: number;
-  /** Consecutive timeouts without progress before the transfer is given up. */
+  /** Consecutive timeouts without progress before the transfer is given up… */
   maxRetries: number;
+  /**
+   * …and at least this long without progress. atftp answers a duplicate DATA once and then waits
+   * for its own 5 s timeout before it ACKs again: on a fast path (RTO at its 200 ms floor) five
+   * backed-off retransmissions span only 12.6 s, and a lost ACK or two made the server give up
+   * on a client that was still there (seen at 5 % loss in CI).
+   */
+  minGiveUpMs: number;
 }
 
-export const DEFAULT_RETRANSMIT: RetransmitPolicy = { initialRtoMs: 1000, minRtoMs: 200, maxRtoMs: 8000, maxRetries: 5 };
+export const DEFAULT_RETRANSMIT: RetransmitPolicy = { initialRtoMs: 1000, minRtoMs: 200, maxRtoMs: 8000, maxRetries: 5, minGiveUpMs: 30_000 };
 
 /** RFC 6298's clock granularity G, in ms. */
 const CLOCK_GRANULARITY_MS = 1;
@@ -163,6 +170,8 @@ export class Transfer {
   private rto: number;
   private rttvar = 0;
   private retries = 0;
+  /** When the client last acknowledged something (or the transfer started). */
+  private lastProgressAt: number;
   /**
    * The RTO was doubled by a timeout and no RTT sample has reset it yet. No pump then: the next
    * sample (Karn: from the first window sent once after the resend) must reach this core at once,
@@ -177,6 +186,7 @@ export class Transfer {
     this.now = options.now ?? (() => performance.now());
     this.rto = this.policy.initialRtoMs;
     this.startedAt = this.now();
+    this.lastProgressAt = this.startedAt;
     this.counters = {
       blocksSent: 0,
       blocksResent: 0,
@@ -262,6 +272,7 @@ export class Transfer {
     if (clientTimeout !== undefined) this.resetRto(clientTimeout);
     this.lastAcked = acked;
     this.retries = 0;
+    this.lastProgressAt = this.now();
     if (this.phase === 'oack') this.phase = 'data';
     if (this.lastBlock !== undefined && acked === this.lastBlock) return this.finish('complete', '');
     if (this.outstanding.length > 0) this.counters.partialAcks++;
@@ -281,9 +292,10 @@ export class Transfer {
     if (this.now() < this.deadline) return this.keepTimer();
     this.counters.timeouts++;
     this.retries++;
-    if (this.retries > this.policy.maxRetries) {
+    if (this.retries > this.policy.maxRetries && this.now() - this.lastProgressAt >= this.policy.minGiveUpMs) {
       const blocks = `blocks ${this.lastAcked + 1}..${this.lastAcked + this.outstanding.length}`;
-      const detail = `no ACK after ${this.policy.maxRetries} retransmissions of ${this.phase === 'oack' ? 'the OACK' : blocks}`;
+      const silentSeconds = Math.round((this.now() - this.lastProgressAt) / 1000);
+      const detail = `no ACK after ${this.retries - 1} retransmissions in ${silentSeconds} s of ${this.phase === 'oack' ? 'the OACK' : blocks}`;
       return this.finish(this.lastBlock === undefined ? 'timeout' : 'end-unconfirmed', detail, serializeError(ErrorCode.notDefined, 'timed out'));
     }
     this.rto = Math.min(this.rto * 2, Math.max(this.policy.maxRtoMs, (this.negotiated?.timeoutSeconds ?? 0) * 1000));
@@ -344,6 +356,7 @@ export class Transfer {
     const clientTimeout = this.negotiated?.timeoutSeconds;
     if (clientTimeout !== undefined) this.resetRto(clientTimeout);
     this.retries = 0;
+    this.lastProgressAt = this.now();
     this.deadline = sentAt + this.rto;
     return this.keepTimer();
   }
