@@ -84,9 +84,8 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     tftp = startTftpServer(config, chunkStoreOf(context), log);
     if (ipxeImportDir !== undefined) await importIpxeBinaries(chunkStoreOf(context), log, ipxeImportDir);
     dhcp = startDhcpServer(config, store, httpPort, log);
-    const [tftpServer, dhcpServer] = [tftp, dhcp];
-    metrics.tftp = () => tftpServer.stats();
-    if (dhcpServer) metrics.dhcp = () => dhcpServer.stats();
+    metrics.tftp = tftp.stats.bind(tftp);
+    if (dhcp) metrics.dhcp = dhcp.stats.bind(dhcp);
   } catch (error) {
     await tftp?.close();
     api.close();

@@ -157,8 +157,8 @@ test('the binary network-boots a QEMU UEFI machine up to its iPXE script (DHCP, 
   const quit = vm.exited.then(() => {
     throw new Error(`QEMU exited before the script fetch: ${vm.output()}`);
   });
-  const script = await Promise.race([keelInLab.waitForLog((line) => line.msg === 'iPXE script served' && line.mac === mac, 120_000), quit]);
-  t.is(script.mac, mac);
+  // Rejects (the test fails) unless the binary serves this node's script within 2 minutes.
+  await Promise.race([keelInLab.waitForLog((line) => line.msg === 'iPXE script served' && line.mac === mac, 120_000), quit]);
   const transfers = keelInLab.logs.filter((line) => line.msg === 'tftp transfer' && line.outcome === 'complete').map((line) => line.file);
   t.true(transfers.includes('ipxe.efi'), `TFTP transfers: ${JSON.stringify(transfers)}`);
   await keelInLab.stop();

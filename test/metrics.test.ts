@@ -51,8 +51,9 @@ test('a running head serves its TFTP counters at /metrics without a login', asyn
   t.is(before.get('keel_tftp_read_requests_total'), 0);
   t.is(before.has('keel_dhcp_received_total'), false, 'DHCP is off in the test head');
 
-  const fetchMissing = await promisify(execFile)('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `tftp://127.0.0.1:${h.head.tftpPort}/no-such-file`]).catch((error: { code: number }) => error);
-  t.truthy(fetchMissing, 'curl ran');
+  // curl exits 68 (CURLE_TFTP_NOTFOUND) when the server answers ERROR 1.
+  const fetchMissing = await promisify(execFile)('curl', ['-s', '-o', '/dev/null', `tftp://127.0.0.1:${h.head.tftpPort}/no-such-file`]).then(() => 0, (error: { code: number }) => error.code);
+  t.is(fetchMissing, 68);
 
   const response = await fetch(metricsUrl);
   t.is(response.status, 200);

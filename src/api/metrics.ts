@@ -25,7 +25,7 @@ class Exposition {
 
   family(name: string, type: 'counter' | 'gauge' | 'histogram', help: string, samples: Array<[labels: Record<string, string>, value: number, suffix?: string]>): void {
     this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value, suffix = ''] of samples) this.lines.push(`${name}${suffix}${formatLabels(labels)} ${formatValue(value)}`);
+    for (const [labels, value, suffix = ''] of samples) this.lines.push(`${name}${suffix}${formatLabels(labels)} ${value}`);
   }
 
   text(): string {
@@ -37,12 +37,6 @@ function formatLabels(labels: Record<string, string>): string {
   const entries = Object.entries(labels);
   if (entries.length === 0) return '';
   return `{${entries.map(([key, value]) => `${key}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',')}}`;
-}
-
-function formatValue(value: number): string {
-  if (Number.isNaN(value)) return 'NaN';
-  if (value === Infinity) return '+Inf';
-  return String(value);
 }
 
 /** camelCase field → snake_case metric name part. */
