@@ -4,7 +4,13 @@ import { parseRange, planFileResponse } from '../src/boot/ranges.js';
 
 const file = { size: 1000, sha256: 'ab'.repeat(32), mtime: 1_700_000_000 };
 const etag = `"${file.sha256}"`;
-const plan = (headers: Record<string, string>) => planFileResponse(file, headers);
+/** The plan, with its header lines as a record (one `Name: value` per CRLF-separated line). */
+const plan = (headers: Record<string, string>) => {
+  const planned = planFileResponse(file, headers, { 'Content-Type': 'application/octet-stream' });
+  const lines = planned.headerLines.split('\r\n').map((line) => /^([^:\r\n]+): ([^\r\n]*)$/.exec(line));
+  if (lines.some((match) => match === null)) throw new Error(`malformed header lines: ${JSON.stringify(planned.headerLines)}`);
+  return { ...planned, headers: Object.fromEntries(lines.map((match) => [match![1]!, match![2]!])) };
+};
 
 test('single ranges: first byte, last byte, suffixes, open ends, clamping', (t) => {
   t.deepEqual(parseRange('bytes=0-0', 1000), { start: 0, end: 1 });
@@ -27,6 +33,7 @@ test('unsatisfiable and ignored ranges', (t) => {
 
 test('plans: 200, 206 with Content-Range, 416 with bytes */size, malformed → 200', (t) => {
   t.like(plan({}), { status: 200, start: 0, end: 1000 });
+  t.deepEqual(plan({}).headers, { 'Content-Type': 'application/octet-stream', ETag: etag, 'Last-Modified': 'Tue, 14 Nov 2023 22:13:20 GMT', 'Accept-Ranges': 'bytes' });
   const partial = plan({ range: 'bytes=10-19' });
   t.like(partial, { status: 206, start: 10, end: 20 });
   t.is(partial.headers['Content-Range'], 'bytes 10-19/1000');

@@ -34,8 +34,9 @@ function isJsonType(contentType: string): boolean {
 class Exchange implements RequestBody, SendTarget {
   aborted = false;
   done = false;
-  /** Run when the client aborts (uWS keeps one onAborted handler per response: this is it). */
-  readonly abortHandlers: (() => void)[] = [];
+  /** Run when the client aborts. */
+  private readonly abortHandlers: (() => void)[] = [];
+  private watchingAborts = false;
   /** The streamed body, on `body: 'stream'` routes. */
   stream?: BodyStream;
   req!: UwsRequest;
@@ -45,9 +46,19 @@ class Exchange implements RequestBody, SendTarget {
     private readonly server: ApiServer,
   ) {}
 
-  aborts(): void {
-    this.aborted = true;
-    for (const handler of this.abortHandlers) handler();
+  /**
+   * Ask uWS to report a client abort. Needed (and called, inside the request callback) only for a
+   * response that is not complete when the callback returns: an async reply, a body being read, a
+   * file the socket did not take whole. Most boot-path replies are complete by then and skip the
+   * native call and the closure it needs.
+   */
+  watchAborts(): void {
+    if (this.watchingAborts) return;
+    this.watchingAborts = true;
+    this.res.onAborted(() => {
+      this.aborted = true;
+      for (const handler of this.abortHandlers) handler();
+    });
   }
 
   isAborted(): boolean {
@@ -55,6 +66,7 @@ class Exchange implements RequestBody, SendTarget {
   }
 
   onAbort(handler: () => void): void {
+    this.watchAborts();
     this.abortHandlers.push(handler);
   }
 
@@ -164,7 +176,6 @@ export class ApiServer {
 
   private onRequest(res: HttpResponse, raw: HttpRequest): void {
     const exchange = new Exchange(res, this);
-    res.onAborted(() => exchange.aborts());
     // Everything from `raw` must be read now: uWS invalidates it when this function returns.
     const url = raw.getUrl();
     collected = {};
@@ -183,6 +194,7 @@ export class ApiServer {
     const reply = dispatchNow(mount.router, this.ctx, req, exchange, mount.prefix);
     // Answered at once: written now, while uWS has the socket corked for this callback.
     if (!(reply instanceof Promise)) return this.send(exchange, reply);
+    exchange.watchAborts();
     void reply.then((settled) => {
       if (exchange.aborted || exchange.done) this.send(exchange, settled);
       else exchange.res.cork(() => this.send(exchange, settled));
@@ -220,7 +232,7 @@ export class ApiServer {
         }
       });
       // A request that is aborted mid-body never calls isLast: settle so nothing waits forever.
-      exchange.abortHandlers.push(() => resolve(undefined));
+      exchange.onAbort(() => resolve(undefined));
     });
   }
 
@@ -237,7 +249,7 @@ export class ApiServer {
     });
     // uWS neuters the chunk's memory after this callback: the stream gets a copy.
     res.onData((chunk, isLast) => stream.push(Buffer.from(new Uint8Array(chunk)), isLast));
-    exchange.abortHandlers.push(() => stream.fail(new BodyAborted()));
+    exchange.onAbort(() => stream.fail(new BodyAborted()));
     exchange.stream = stream;
     return stream;
   }

@@ -5,13 +5,15 @@ import { createHash } from 'node:crypto';
 import type { FileReader } from '../store/chunks.js';
 import type { FileFacts } from './ranges.js';
 
-/** Bytes of a reply, read in slices on demand. */
+/** Bytes of a reply, read piece by piece on demand. */
 export interface ReplyContent extends FileFacts {
   /**
-   * The bytes of [start, end) in order. Unless `stable`, a slice is valid only until the next
-   * slice is pulled or any other LMDB read happens (docs/chunk-store.md).
+   * Bytes from `start` (< end) up to `end` or the end of the stored piece holding `start` (a chunk),
+   * whichever comes first; never empty. Unless `stable`, the piece is valid only in the current
+   * synchronous run (docs/chunk-store.md). One call per piece, no iterator: the boot path asks for
+   * one piece per 64 KiB range request.
    */
-  slices(start: number, end: number): Iterable<Buffer>;
+  piece(start: number, end: number): Buffer;
   /** Slices stay valid indefinitely (no copy needed to keep an unsent remainder). */
   readonly stable: boolean;
   /** Release what the content holds (e.g. a reader's chunk pins); called exactly once. */
@@ -37,8 +39,8 @@ class StoredContent implements ReplyContent {
     ({ size: this.size, sha256: this.sha256, mtime: this.mtime } = reader.manifest);
   }
 
-  slices(start: number, end: number): Iterable<Buffer> {
-    return this.reader.slices(start, end);
+  piece(start: number, end: number): Buffer {
+    return this.reader.piece(start, end);
   }
 
   close(): void {
@@ -52,7 +54,7 @@ export function storedContent(reader: FileReader): ReplyContent {
 
 /** Bytes already in memory (a rendered text, one chunk read with its own buffer). */
 export function bufferContent(bytes: Buffer, mtime: number, sha256 = createHash('sha256').update(bytes).digest('hex')): ReplyContent {
-  return { size: bytes.length, sha256, mtime, stable: true, slices: (start, end) => [bytes.subarray(start, end)], close: () => {} };
+  return { size: bytes.length, sha256, mtime, stable: true, piece: (start, end) => bytes.subarray(start, end), close: () => {} };
 }
 
 export function textReply(text: string, contentType = 'text/plain; charset=utf-8', mtime = Date.now() / 1000): FileReply {

@@ -94,14 +94,14 @@ export const bootRoutes: Route[] = [
       if (chunks.refcount(hash) === 0) throw notFound(`No such chunk: ${hash}`);
       const size = chunks.peekChunk(hash)?.length;
       if (size === undefined) throw notFound(`No such chunk: ${hash}`);
-      // Pinned while it is sent, and sent straight from LMDB's memory map like file slices.
+      // Pinned while it is sent, and sent straight from LMDB's memory map like file pieces.
       chunks.pin([hash]);
       const content: ReplyContent = {
         size, sha256: hash, mtime: 0, stable: false,
-        *slices(start, end) {
+        piece(start, end) {
           const bytes = chunks.peekChunk(hash);
           if (!bytes) throw new Error(`pinned chunk ${hash} is missing`);
-          yield bytes.subarray(start, end);
+          return bytes.subarray(start, end);
         },
         close: () => chunks.unpin([hash]),
       };

@@ -16,7 +16,11 @@ export interface FilePlan {
   /** Byte range [start, end) to send; empty for 304/416. */
   start: number;
   end: number;
-  headers: Record<string, string>;
+  /**
+   * The response's headers as `Name: value` lines joined by CRLF (no final CRLF): the sender hands
+   * status line and headers to uWS in one call (see send-file.ts), so they are built as one string.
+   */
+  headerLines: string;
 }
 
 export const etagOf = (sha256: string): string => `"${sha256}"`;
@@ -69,15 +73,15 @@ export function planFileResponse(file: FileFacts, headers: Readonly<Record<strin
   const etag = etagOf(file.sha256);
   const lastModified = httpDate(file.mtime);
   const ifNoneMatch = headers['if-none-match'];
-  if (ifNoneMatch !== undefined && etagListMatches(ifNoneMatch, etag)) return { status: 304, start: 0, end: 0, headers: fileHeaders(extra, etag, lastModified) };
+  if (ifNoneMatch !== undefined && etagListMatches(ifNoneMatch, etag)) return { status: 304, start: 0, end: 0, headerLines: fileHeaderLines(extra, etag, lastModified) };
   const range = headers.range;
-  if (range === undefined) return { status: 200, start: 0, end: file.size, headers: fileHeaders(extra, etag, lastModified) };
+  if (range === undefined) return { status: 200, start: 0, end: file.size, headerLines: fileHeaderLines(extra, etag, lastModified) };
   // If-Range: the range applies only to this exact version (strong ETag, or its Last-Modified date).
   const ifRange = headers['if-range'];
   const parsed = ifRange !== undefined && !ifRangeCurrent(ifRange, etag, lastModified) ? undefined : parseRange(range, file.size);
-  if (parsed === undefined) return { status: 200, start: 0, end: file.size, headers: fileHeaders(extra, etag, lastModified) };
-  if (parsed === 'unsatisfiable') return { status: 416, start: 0, end: 0, headers: fileHeaders(extra, etag, lastModified, `bytes */${file.size}`) };
-  return { status: 206, start: parsed.start, end: parsed.end, headers: fileHeaders(extra, etag, lastModified, `bytes ${parsed.start}-${parsed.end - 1}/${file.size}`) };
+  if (parsed === undefined) return { status: 200, start: 0, end: file.size, headerLines: fileHeaderLines(extra, etag, lastModified) };
+  if (parsed === 'unsatisfiable') return { status: 416, start: 0, end: 0, headerLines: fileHeaderLines(extra, etag, lastModified, `bytes */${file.size}`) };
+  return { status: 206, start: parsed.start, end: parsed.end, headerLines: fileHeaderLines(extra, etag, lastModified, `bytes ${parsed.start}-${parsed.end - 1}/${file.size}`) };
 }
 
 function ifRangeCurrent(ifRange: string, etag: string, lastModified: string): boolean {
@@ -85,13 +89,11 @@ function ifRangeCurrent(ifRange: string, etag: string, lastModified: string): bo
   return value.startsWith('"') || value.startsWith('W/') ? value === etag : value === lastModified;
 }
 
-/** `extra`, then the file's own headers: built key by key (an object spread per response costs). */
-function fileHeaders(extra: Record<string, string>, etag: string, lastModified: string, contentRange?: string): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const key in extra) headers[key] = extra[key]!;
-  headers.ETag = etag;
-  headers['Last-Modified'] = lastModified;
-  headers['Accept-Ranges'] = 'bytes';
-  if (contentRange !== undefined) headers['Content-Range'] = contentRange;
-  return headers;
+/** `extra`, then the file's own headers, as CRLF-joined lines. */
+function fileHeaderLines(extra: Record<string, string>, etag: string, lastModified: string, contentRange?: string): string {
+  let lines = '';
+  for (const key in extra) lines += `${key}: ${extra[key]!}\r\n`;
+  lines += `ETag: ${etag}\r\nLast-Modified: ${lastModified}\r\nAccept-Ranges: bytes`;
+  if (contentRange !== undefined) lines += `\r\nContent-Range: ${contentRange}`;
+  return lines;
 }

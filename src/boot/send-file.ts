@@ -1,8 +1,8 @@
 // Sends a FileReply over a uWS response: status and headers from planFileResponse, an exact
 // Content-Length always (uWS writes it from tryEnd's total size, or endWithoutBody's for HEAD),
-// and the body with backpressure. Each slice goes to tryEnd as soon as it is pulled, so a fast
-// client is served straight from LMDB's memory map (a stored file's slices are views of it, not
-// copies) into the socket. When the socket is full, tryEnd has sent part of the slice and kept
+// and the body with backpressure. Each piece goes to tryEnd as soon as it is read, so a fast
+// client is served straight from LMDB's memory map (a stored file's pieces are views of it, not
+// copies) into the socket. When the socket is full, tryEnd has sent part of the piece and kept
 // nothing: the unsent remainder is either copied (while the process-wide budget for such copies
 // allows) or dropped and read again from LMDB when the socket is writable. So memory for N slow readers is bounded by the budget,
 // not by N × chunk size.
@@ -48,8 +48,11 @@ export function sendFile(target: SendTarget, method: string, requestHeaders: Rea
   const { res } = target;
   const content = reply.content;
   const plan = planFileResponse(content, requestHeaders, reply.headers);
-  res.writeStatus(statusLine(plan.status));
-  for (const key in plan.headers) res.writeHeader(key, plan.headers[key]!);
+  // Status line and headers in one call: uWS writes the status verbatim followed by CRLF, so the
+  // header lines can ride along. Each writeHeader is a native call converting two strings; on the
+  // boot path (tens of thousands of range requests per second) those calls were the largest cost
+  // after the send itself (bench/RESULTS.md, HTTP fifth round).
+  res.writeStatus(`${statusLine(plan.status)}\r\n${plan.headerLines}`);
   if (plan.status === 304 || plan.status === 416 || method === 'HEAD' || plan.end === plan.start) {
     if (plan.status === 304) res.endWithoutBody();
     else if (method === 'HEAD') endHead(res, plan.end - plan.start);
@@ -77,9 +80,6 @@ class BodySender {
   private held: Buffer | undefined;
   private heldAt = 0;
   private heldCopied = 0;
-  private slices: Iterator<Buffer> | undefined;
-  /** Body offset of the next slice `slices` yields. */
-  private slicesAt = 0;
   private finished = false;
 
   constructor(
@@ -121,14 +121,7 @@ class BodySender {
         piece = this.held.subarray(sent - this.heldAt);
       } else {
         this.dropHeld();
-        if (!this.slices || this.slicesAt !== sent) {
-          this.slices = this.content.slices(this.start + sent, this.start + this.total)[Symbol.iterator]();
-          this.slicesAt = sent;
-        }
-        const next = this.slices.next();
-        if (next.done) throw new Error(`content ended at ${sent} of ${this.total} bytes`);
-        piece = next.value;
-        this.slicesAt += piece.length;
+        piece = this.content.piece(this.start + sent, this.start + this.total);
         volatile = true;
       }
       const [ok, done] = res.tryEnd(piece, this.total);
@@ -152,10 +145,8 @@ class BodySender {
       this.held = Buffer.from(rest);
       this.heldAt = at;
       this.heldCopied = rest.length;
-    } else {
-      // Over budget: forget it; the slice is read again from LMDB when the socket is writable.
-      this.slices = undefined;
     }
+    // Else over budget: nothing is kept; the piece is read again from LMDB when the socket is writable.
   }
 
   private dropHeld(): void {
@@ -168,7 +159,6 @@ class BodySender {
     if (this.finished) return;
     this.finished = true;
     this.dropHeld();
-    this.slices = undefined;
     this.content.close();
   }
 }

@@ -144,19 +144,32 @@ export class FileReader {
   }
 
   /**
+   * The bytes from `start` (< end, < size) to `end` or the end of the chunk holding `start`,
+   * whichever comes first: a view of LMDB's memory map, valid as `slices` says.
+   */
+  piece(start: number, end: number): Buffer {
+    const { chunkSize, chunks } = this.manifest;
+    const index = Math.floor(start / chunkSize);
+    const hash = chunks[index];
+    if (hash === undefined) throw new RangeError(`offset ${start} is past the end of a ${this.manifest.size}-byte file`);
+    const bytes = this.owner.peekChunk(hash);
+    if (!bytes) throw new Error(`chunk ${hash} of a committed file is missing`);
+    const base = index * chunkSize;
+    return bytes.subarray(start - base, Math.min(end, base + bytes.length) - base);
+  }
+
+  /**
    * The bytes of [start, end) as one slice per chunk, each a view of LMDB's memory map (no copy;
    * `ChunkStore.peekChunk`). A slice is valid only in the current synchronous run (the read
    * transaction that protects it ends at the next turn of the event loop): write it out (e.g. uWS
    * `tryEnd`, which sends what it can) or copy what is left before returning to the event loop.
    */
   *slices(start = 0, end = this.manifest.size): Generator<Buffer> {
-    const { chunkSize, chunks } = this.manifest;
     const stop = Math.min(end, this.manifest.size);
-    for (let index = Math.floor(start / chunkSize); index * chunkSize < stop; index++) {
-      const bytes = this.owner.peekChunk(chunks[index]!);
-      if (!bytes) throw new Error(`chunk ${chunks[index]} of a committed file is missing`);
-      const base = index * chunkSize;
-      yield bytes.subarray(Math.max(start, base) - base, Math.min(stop, base + bytes.length) - base);
+    for (let at = start; at < stop;) {
+      const piece = this.piece(at, stop);
+      yield piece;
+      at += piece.length;
     }
   }
 

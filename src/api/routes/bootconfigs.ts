@@ -113,18 +113,16 @@ function exportArchive(ctx: ApiContext, id: string): FileReply {
     sha256: digest.digest('hex'),
     mtime: record.last_modified as number,
     stable: false,
-    *slices(start, end) {
+    piece(start, end) {
       let at = 0;
       for (const segment of segments) {
-        const from = Math.max(start, at) - at;
-        const to = Math.min(end, at + segment.size) - at;
-        if (from < to) {
-          if (segment.bytes) yield segment.bytes.subarray(from, to);
-          else yield* segment.reader!.slices(from, to);
+        if (start < at + segment.size) {
+          const to = Math.min(end, at + segment.size) - at;
+          return segment.bytes ? segment.bytes.subarray(start - at, to) : segment.reader!.piece(start - at, to);
         }
         at += segment.size;
-        if (at >= end) return;
       }
+      throw new RangeError(`offset ${start} is past the archive's ${at} bytes`);
     },
     close: () => readers.forEach((r) => r.close()),
   };
