@@ -2,6 +2,7 @@
 // they cannot send, against an in-process server on 127.0.0.1. Content is compared byte for byte.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { ErrorCode, serializeAck } from '../src/net/tftp/packets.js';
 import { atftp, createFixture, curl, runClient, sha256, startServer, tftpHpa, type Fixture } from './tftp/fixture.js';
@@ -27,6 +28,42 @@ async function rawClient(t: Parameters<typeof startServer>[0], port: number): Pr
 }
 
 const transferLines = (logs: Record<string, unknown>[]) => logs.filter((l) => l.msg === 'tftp transfer');
+
+// Serial (ava runs these before the concurrent tests): it counts the process's open sockets.
+test.serial('a transfer holds two sockets on one port while it runs and none once it ends, however it ends', async (t) => {
+  const { server, port } = startServer(t, fixture);
+  const openSockets = () => readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+    } catch {
+      return false; // readdirSync's own fd, closed since
+    }
+  }).length;
+  const settle = async () => {
+    for (let i = 0; i < 50 && server.stats().activeTransfers > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // sockets close on the next loop turn
+  };
+  const client = await rawClient(t, port);
+  const stranger = await rawClient(t, port);
+  await settle();
+  const idle = openSockets();
+
+  client.rrq('f.bin');
+  const first = await client.next();
+  t.is(first?.packet.type, 'data');
+  t.is(openSockets(), idle + 2, 'the connected transfer socket and its unconnected sibling');
+  stranger.ack(1, first!.port);
+  t.is((await stranger.next())?.packet.type, 'error');
+  client.error(ErrorCode.notDefined, 'enough', first!.port); // ends it: aborted by the client
+  await settle();
+  t.is(openSockets(), idle);
+
+  const runs = await Promise.all(Array.from({ length: 8 }, (_, i) => runClient(t, 'curl', curl(port, 'small.bin', i % 2 ? 512 : 1468))));
+  for (const run of runs) t.is(sha256(run.data ?? Buffer.alloc(1)), expected('small.bin'));
+  await settle();
+  t.is(openSockets(), idle);
+  t.like(server.stats(), { activeTransfers: 0, unknownTransferIds: 1, outcomes: { complete: 8, 'aborted-by-client': 1 } });
+});
 
 test('curl at blksize 8, 512, 1468, 8192 and 65464: byte-identical', async (t) => {
   const { server, port, logs } = startServer(t, fixture);

@@ -14,7 +14,8 @@ export interface NativeOpenOptions {
   port: number;
   interface: string | undefined;
   reuseAddr: boolean;
-  reusePort: boolean;
+  /** 0: off; 1: SO_REUSEPORT before bind (joins the port's group); 2: after bind (ephemeral port of its own). */
+  reusePort: 0 | 1 | 2;
   broadcast: boolean;
   pktinfo: boolean;
   recvBufferSize: number;
@@ -47,6 +48,8 @@ export interface NativeBinding {
   tftpPumpStart(handle: NativeHandle, data: Buffer, address: number, port: number, blockSize: number, windowSize: number, nextBlock: number): number;
   /** Disarms it: [windows, lastRttMs (-1: none), msSinceLastSend, shortSends] since the last stop. */
   tftpPumpStop(handle: NativeHandle): [number, number, number, number];
+  /** connect(2) to the peer: 0, or -errno (EINVAL: port 0; EBADF: closed). */
+  connect(handle: NativeHandle, address: number, port: number): number;
   /** [gso (0/1), GSO messages sent]. */
   sendStats(handle: NativeHandle): [number, number];
   watchWritable(handle: NativeHandle, on: boolean): void;

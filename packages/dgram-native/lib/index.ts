@@ -27,8 +27,14 @@ export interface SocketOptions {
   /** Interface name for SO_BINDTODEVICE: receive from and send through this interface only. */
   interface?: string;
   reuseAddr?: boolean;
-  /** SO_REUSEPORT: sockets bound to the same address/port share incoming flows (by 4-tuple hash). */
-  reusePort?: boolean;
+  /**
+   * SO_REUSEPORT: sockets bound to the same address/port share incoming flows (by 4-tuple hash);
+   * a connected member gets all of its peer's datagrams (see connect()). `'after-bind'` sets it
+   * once the socket is bound: with port 0 the kernel then picks a port no socket has (set before
+   * the bind, the ephemeral search may hand out a port whose reuseport group of the same user the
+   * socket then joins), and later sockets may still join this one's port with `reusePort: true`.
+   */
+  reusePort?: boolean | 'after-bind';
   /** SO_BROADCAST: allow sending to broadcast addresses. */
   broadcast?: boolean;
   /** IP_PKTINFO on receive: report destination address and arrival interface; default true. */
@@ -222,7 +228,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
   readonly #meta: Uint32Array;
   readonly #maxDatagramSize: number;
   readonly #maxQueued: number;
-  readonly #local: { address: string; port: number };
+  #local: { address: string; port: number };
   #queue: QueuedDatagram[] = [];
   #closed: Promise<void> | undefined;
   #received = 0;
@@ -249,7 +255,7 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
         port: checkPort(options.port ?? 0),
         interface: options.interface,
         reuseAddr: options.reuseAddr ?? false,
-        reusePort: options.reusePort ?? false,
+        reusePort: options.reusePort === 'after-bind' ? 2 : options.reusePort ? 1 : 0,
         broadcast: options.broadcast ?? false,
         pktinfo: options.pktinfo ?? true,
         recvBufferSize: checkRange('recvBufferSize', options.recvBufferSize ?? 0, 0, 2 ** 31 - 1),
@@ -285,6 +291,26 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
   /** Bound local address and port. */
   address(): { address: string; port: number } {
     return { ...this.#local };
+  }
+
+  /**
+   * Connects the socket to one peer (connect(2); calling it again changes the peer): the kernel then
+   * delivers only that peer's datagrams to it, and datagrams to the peer (any send or sendBatch
+   * addressed to it) go without a destination address, so the
+   * kernel uses the socket's cached route instead of looking one up per send. Sending to other
+   * addresses still works. In a reuseport group the connected member gets all of its peer's
+   * datagrams and the unconnected members everyone else's. ICMP errors about the peer (e.g. port
+   * unreachable) then come back as 'error' events (ECONNREFUSED). Throws DgramNativeError
+   * (ENETUNREACH, ...) or ERR_SOCKET_CLOSED.
+   */
+  connect(address: string, port: number): void {
+    const handle = this.#openHandle('connect');
+    if (port === 0) throw Object.assign(new RangeError('cannot connect to port 0'), { code: 'ERR_SOCKET_BAD_PORT' });
+    const result = binding.connect(handle, parseIPv4(address), checkPort(port));
+    if (result < 0) throw new DgramNativeError('connect', -result, `${address}:${port}`);
+    // A socket bound to 0.0.0.0 now has the route's source address.
+    const info = binding.info(handle);
+    if (typeof info !== 'number') this.#local = { address: formatIPv4(info[0]), port: info[1] };
   }
 
   stats(): SocketStats {

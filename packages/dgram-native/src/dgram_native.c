@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -125,6 +126,11 @@ typedef struct {
   uint32_t slot_size;  // receive buffer per message: maxDatagramSize, or 65535 with GRO
   bool gso;            // sendBatch coalesces runs of equal-size datagrams (UDP_SEGMENT)
   bool gro;            // UDP_GRO granted: messages may hold several datagrams
+  // connect()ed to peer_addr:peer_port (host order): datagrams to the peer go without a
+  // destination address, so that udp_sendmsg uses the socket's cached route instead of a lookup.
+  bool connected;
+  uint32_t peer_addr;
+  uint32_t peer_port;
   double gso_sends;    // GSO messages accepted by the kernel
   struct mmsghdr *msgs;
   struct iovec *iovs;
@@ -326,6 +332,19 @@ static void receive_batches(dn_socket *s) {
 static void on_poll(uv_poll_t *handle, int status, int events) {
   dn_socket *s = handle->data;
   if (s->closing) return;
+  if (status == UV_EBADF && fcntl(s->fd, F_GETFD) != -1) {
+    // libuv reports POLLERR as UV_EBADF and stops the handle. On an open socket that is a pending
+    // socket error: on a connected one, an ICMP error about the peer (ECONNREFUSED for port
+    // unreachable). Report it (reading SO_ERROR clears it) and watch the socket again.
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    s->poll_events = 0;
+    update_poll(s);
+    if (err != 0) call_js(s, s->callback_ref, EV_ERROR, -err);
+    if (!s->closing) receive_batches(s);
+    return;
+  }
   if (status < 0) {
     call_js(s, s->callback_ref, EV_ERROR, status);
     return;
@@ -431,7 +450,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int err;
   if (get_u32_prop(env, opts, "reuseAddr", 0) && (err = set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1)))
     return failure(env, fd, err, "setsockopt(SO_REUSEADDR)");
-  if (get_u32_prop(env, opts, "reusePort", 0) && (err = set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
+  // reusePort 1: before bind, to join the port's group; 2: after bind. An ephemeral bind (port 0)
+  // of a socket with SO_REUSEPORT may pick a port that a reuseport socket of the same user already
+  // has (the kernel's free-port search counts such ports as free), and join its group; set after
+  // the bind, the kernel picks a port nobody uses and later sockets can still join it.
+  uint32_t reuse_port = get_u32_prop(env, opts, "reusePort", 0);
+  if (reuse_port == 1 && (err = set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
     return failure(env, fd, err, "setsockopt(SO_REUSEPORT)");
   if (get_u32_prop(env, opts, "broadcast", 0) && (err = set_int_option(fd, SOL_SOCKET, SO_BROADCAST, 1)))
     return failure(env, fd, err, "setsockopt(SO_BROADCAST)");
@@ -455,6 +479,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   bool gro = get_u32_prop(env, opts, "gro", 0) && slot_size == 65535 && set_int_option(fd, SOL_UDP, UDP_GRO, 1) == 0;
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(bind_address)};
   if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) return failure(env, fd, errno, "bind");
+  if (reuse_port == 2 && (err = set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
+    return failure(env, fd, err, "setsockopt(SO_REUSEPORT)");
 
   dn_socket *s = calloc(1, sizeof(*s));
   if (s != NULL) {
@@ -555,15 +581,20 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
 // and/or the outgoing interface for this message only (so a reply to a broadcast leaves where the
 // request came in). With `segment` > 0 a UDP_SEGMENT cmsg has the kernel cut the payload into
 // datagrams of that size (the last may be shorter) after one pass down the stack: UDP GSO.
-static void prepare_send(struct msghdr *h, struct sockaddr_in *to, struct iovec *iov, size_t iovlen, uint8_t *control,
-                         const uint32_t *m, uint16_t segment) {
+// On a connected socket a datagram to the peer goes without msg_name: udp_sendmsg then takes the
+// socket's cached route (with a destination address, or an IP_PKTINFO source or interface, it
+// looks the route up for every send).
+static void prepare_send(const dn_socket *s, struct msghdr *h, struct sockaddr_in *to, struct iovec *iov, size_t iovlen,
+                         uint8_t *control, const uint32_t *m, uint16_t segment) {
   memset(h, 0, sizeof(*h));
-  to->sin_family = AF_INET;
-  to->sin_port = htons((uint16_t)m[S_PORT]);
-  to->sin_addr.s_addr = htonl(m[S_ADDR]);
-  memset(to->sin_zero, 0, sizeof(to->sin_zero));
-  h->msg_name = to;
-  h->msg_namelen = sizeof(*to);
+  if (!s->connected || m[S_ADDR] != s->peer_addr || m[S_PORT] != s->peer_port) {
+    to->sin_family = AF_INET;
+    to->sin_port = htons((uint16_t)m[S_PORT]);
+    to->sin_addr.s_addr = htonl(m[S_ADDR]);
+    memset(to->sin_zero, 0, sizeof(to->sin_zero));
+    h->msg_name = to;
+    h->msg_namelen = sizeof(*to);
+  }
   h->msg_iov = iov;
   h->msg_iovlen = iovlen;
   bool pktinfo = m[S_SRC_ADDR] != 0 || m[S_IFINDEX] != 0;
@@ -606,7 +637,7 @@ static napi_status send_from_args(napi_env env, dn_socket *s, napi_value *argv, 
   struct sockaddr_in to;
   struct iovec iov = {.iov_base = data, .iov_len = len};
   uint8_t control[SEND_CONTROL_SPACE];
-  prepare_send(&h, &to, &iov, 1, control, m, 0);
+  prepare_send(s, &h, &to, &iov, 1, control, m, 0);
   ssize_t n;
   do n = sendmsg(s->fd, &h, MSG_DONTWAIT | MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
@@ -691,7 +722,7 @@ static int pump_send_window(dn_socket *s) {
     for (uint32_t first = 0; first < count; first += per_message) {
       uint32_t in = count - first < per_message ? count - first : per_message;
       datagrams_in[nmsgs] = in;
-      prepare_send(&msgs[nmsgs].msg_hdr, &names[nmsgs], &iovs[2 * first], 2 * in, controls[nmsgs], m, in > 1 ? (uint16_t)segment : 0);
+      prepare_send(s, &msgs[nmsgs].msg_hdr, &names[nmsgs], &iovs[2 * first], 2 * in, controls[nmsgs], m, in > 1 ? (uint16_t)segment : 0);
       msgs[nmsgs].msg_len = 0;
       nmsgs++;
     }
@@ -824,7 +855,7 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
         }
       }
       datagrams_in[nmsgs] = used - first;
-      prepare_send(&msgs[nmsgs].msg_hdr, &names[nmsgs], &iovs[first], used - first, controls[nmsgs], m,
+      prepare_send(s, &msgs[nmsgs].msg_hdr, &names[nmsgs], &iovs[first], used - first, controls[nmsgs], m,
                    used - first > 1 ? (uint16_t)segment : 0);
       msgs[nmsgs].msg_len = 0;
       nmsgs++;
@@ -909,6 +940,32 @@ static napi_value js_tftp_pump_stop(napi_env env, napi_callback_info info) {
   p->short_sends = 0;
   p->last_rtt_ms = -1;
   return arr;
+}
+
+// connect(handle, address, port) -> 0 | -errno
+// Connects the socket to its one peer: the kernel then delivers to it only that peer's datagrams
+// (and, in a reuseport group, prefers it for them over unconnected members, which still get
+// everyone else's), and sends to the peer go without a route lookup (see prepare_send).
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  uint32_t address, port;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  dn_socket *s = get_socket(env, argv[0]);
+  if (s == NULL) return NULL;
+  CHECK(napi_get_value_uint32(env, argv[1], &address));
+  CHECK(napi_get_value_uint32(env, argv[2], &port));
+  if (s->fd < 0 || s->closing) return make_int(env, -EBADF);
+  if (port == 0 || port > 65535) return make_int(env, -EINVAL);
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(address)};
+  int rc;
+  do rc = connect(s->fd, (struct sockaddr *)&to, sizeof(to));
+  while (rc != 0 && errno == EINTR);
+  if (rc != 0) return make_int(env, -errno);
+  s->connected = true;
+  s->peer_addr = address;
+  s->peer_port = port;
+  return make_int(env, 0);
 }
 
 // sendStats(handle) -> [gso (1 while sendBatch uses GSO), GSO messages sent]
@@ -1019,6 +1076,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
       {"tftpPumpStart", NULL, js_tftp_pump_start, NULL, NULL, NULL, napi_default, NULL},
       {"tftpPumpStop", NULL, js_tftp_pump_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
       {"sendStats", NULL, js_send_stats, NULL, NULL, NULL, napi_default, NULL},
       {"watchWritable", NULL, js_watch_writable, NULL, NULL, NULL, napi_default, NULL},
       {"setRef", NULL, js_set_ref, NULL, NULL, NULL, napi_default, NULL},

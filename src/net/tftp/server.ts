@@ -1,8 +1,9 @@
-// The TFTP server: owns the server-port socket, one ephemeral socket per transfer (its TID, as
-// RFC 1350 says), the retransmission timers and the transfers' lifecycle. Every protocol decision
-// is the pure core's (request.ts, transfer.ts); files come from a TftpFileSource.
+// The TFTP server: owns the server-port socket, one ephemeral port per transfer (its TID, as
+// RFC 1350 says; two sockets, see openTransferSockets), the retransmission timers and the
+// transfers' lifecycle. Every protocol decision is the pure core's (request.ts, transfer.ts);
+// files come from a TftpFileSource.
 import type { Logger } from 'pino';
-import { createSocket, parseIPv4, type Datagram, type ReceivedView, type UdpSocket } from 'dgram-native';
+import { createSocket, parseIPv4, type Datagram, type DgramNativeError, type ReceivedView, type UdpSocket } from 'dgram-native';
 import { DEFAULT_LIMITS, type TftpLimits } from './options.js';
 import { ErrorCode, Opcode, serializeError } from './packets.js';
 import { classifyRequest, type ReadRequest } from './request.js';
@@ -83,7 +84,10 @@ interface ActiveTransfer {
   request: ReadRequest;
   transfer: Transfer;
   file: TftpFile;
+  /** Connected to the client: its datagrams arrive here, and the transfer's DATA leaves from here. */
   socket: UdpSocket | undefined;
+  /** Unconnected, on the same port: everyone else's datagrams (ERROR 5). */
+  strangers: UdpSocket | undefined;
   timer: NodeJS.Timeout | undefined;
   /** performance.now() at which `timer` fires. */
   timerAt: number;
@@ -137,9 +141,10 @@ export class TftpServer {
     this.closing = true;
     const closed: Promise<void>[] = [this.socket.close()];
     for (const active of [...this.active]) {
-      const socket = active.socket;
+      const { socket, strangers } = active;
       if (this.syncPump(active)) this.applyOnce(active, active.transfer.cancel('server shutting down'));
       if (socket) closed.push(socket.close());
+      if (strangers) closed.push(strangers.close());
     }
     await Promise.all(closed);
   }
@@ -210,7 +215,7 @@ export class TftpServer {
       limits: this.limits,
       retransmit: this.options.retransmit,
     });
-    const active: ActiveTransfer = { peer, peerAddress: parseIPv4(peer.address), request, transfer, file, socket: undefined, timer: undefined, timerAt: 0, pumping: false };
+    const active: ActiveTransfer = { peer, peerAddress: parseIPv4(peer.address), request, transfer, file, socket: undefined, strangers: undefined, timer: undefined, timerAt: 0, pumping: false };
     this.active.add(active);
     const step = transfer.start();
     if (step.finished) {
@@ -219,17 +224,8 @@ export class TftpServer {
       this.apply(active, { ...step, send: [] });
       return;
     }
-    const negotiated = transfer.negotiated!;
     try {
-      active.socket = createSocket({
-        bindAddress: localAddress,
-        port: 0,
-        pktinfo: false,
-        batchSize: TRANSFER_RECEIVE_BATCH,
-        maxDatagramSize: TRANSFER_MAX_DATAGRAM,
-        // A whole window is sent at once: the send buffer must hold it (the kernel doubles the request).
-        sendBufferSize: Math.max(64 * 1024, negotiated.windowSize * (negotiated.blockSize + 4 + DATAGRAM_OVERHEAD_BYTES)),
-      });
+      this.openTransferSockets(active, localAddress);
     } catch (error) {
       this.counters.serverErrors++;
       this.log.error({ peer: where, file: request.filename, err: error }, 'tftp: cannot open a transfer socket');
@@ -237,21 +233,66 @@ export class TftpServer {
       this.apply(active, { ...transfer.cancel('no transfer socket'), send: [] });
       return;
     }
-    const socket = active.socket;
     // What the send pump does not answer (and, without the pump, every datagram), read in place.
-    socket.on('view', (view) => {
-      for (let i = 0; i < view.count; i++) {
-        if (!this.syncPump(active)) return;
-        const step = this.onTransferDatagram(active, view, i);
-        if (step) this.applyOnce(active, step);
+    // Both sockets are handled alike, so that the transfer does not depend on the kernel steering
+    // each datagram to the right one (it does since kernel commit acdcecc61285, 2019).
+    const onError = (error: DgramNativeError) => {
+      // The connected socket hears ICMP errors about the client: port unreachable once it has
+      // gone. Not a send error; the timer gives up on the transfer as for silence.
+      if (error.code === 'ECONNREFUSED') {
+        this.log.info({ peer: where }, 'tftp: client port unreachable');
+        return;
       }
-      this.startPump(active);
-    });
-    socket.on('error', (error) => {
       this.counters.sendErrors++;
       this.log.warn({ peer: where, err: error }, 'tftp: transfer socket error');
-    });
+    };
+    for (const socket of [active.socket!, active.strangers!]) socket.on('view', (view) => this.onTransferView(active, view, socket)).on('error', onError);
     this.apply(active, step);
+  }
+
+  /**
+   * The transfer's port, as two sockets with SO_REUSEPORT: first an unconnected one on an
+   * ephemeral port (reuseport set after the bind, so the port is no other socket's), then one
+   * bound to the same port and connected to the client before anything is sent to it. The kernel
+   * delivers the client's datagrams to the connected socket (exact 4-tuple match) and everyone
+   * else's to the unconnected one, where they get ERROR 5 (RFC 1350 §4). Connected, the transfer
+   * socket sends DATA without a destination address, so the kernel uses the socket's cached route
+   * instead of looking one up per datagram (and a remote client's ACKs can take UDP early demux).
+   * Throws DgramNativeError; the caller closes whatever was opened (finish).
+   */
+  private openTransferSockets(active: ActiveTransfer, localAddress: string): void {
+    const negotiated = active.transfer.negotiated!;
+    const receive = { pktinfo: false, batchSize: TRANSFER_RECEIVE_BATCH, maxDatagramSize: TRANSFER_MAX_DATAGRAM };
+    active.strangers = createSocket({ bindAddress: localAddress, port: 0, reusePort: 'after-bind', ...receive });
+    active.socket = createSocket({
+      bindAddress: localAddress,
+      port: active.strangers.address().port,
+      reusePort: true,
+      ...receive,
+      // A whole window is sent at once: the send buffer must hold it (the kernel doubles the request).
+      sendBufferSize: Math.max(64 * 1024, negotiated.windowSize * (negotiated.blockSize + 4 + DATAGRAM_OVERHEAD_BYTES)),
+    });
+    active.socket.connect(active.peer.address, active.peer.port);
+  }
+
+  /**
+   * Datagrams on the transfer's port, from either socket. A stranger's is answered with ERROR 5
+   * and leaves the transfer alone; the client's goes to the core once the core has caught up with
+   * the pump. The pump runs on the connected socket and the first datagram there that it does not
+   * answer (a stranger's too) disarms it: it is rearmed at the end.
+   */
+  private onTransferView(active: ActiveTransfer, view: ReceivedView, socket: UdpSocket): void {
+    let fromClient = false;
+    for (let i = 0; i < view.count; i++) {
+      if (view.port(i) !== active.peer.port || view.addressValue(i) !== active.peerAddress) {
+        this.unknownTransferId(active, view.data(i), { address: view.address(i), port: view.port(i) });
+        continue;
+      }
+      fromClient = true;
+      if (!this.syncPump(active)) return;
+      this.applyOnce(active, this.onClientDatagram(active, view.data(i)));
+    }
+    if ((fromClient || socket === active.socket) && this.syncPump(active)) this.startPump(active);
   }
 
   /** Sends a step's datagrams, arms the timer, ends the transfer if the step says so, else lets the pump take over. */
@@ -302,13 +343,8 @@ export class TftpServer {
     return true;
   }
 
-  /** A datagram on the transfer's port: the transfer's step, or undefined if it was not the client's. */
-  private onTransferDatagram(active: ActiveTransfer, view: ReceivedView, i: number): TransferStep | undefined {
-    const data = view.data(i);
-    if (view.port(i) !== active.peer.port || view.addressValue(i) !== active.peerAddress) {
-      this.unknownTransferId(active, data, { address: view.address(i), port: view.port(i) });
-      return undefined;
-    }
+  /** The client's datagram: the transfer's step. */
+  private onClientDatagram(active: ActiveTransfer, data: Buffer): TransferStep {
     // An ACK (the usual answer) straight to the core; anything else through its parser.
     if (data.length >= 4 && data[0] === 0 && data[1] === Opcode.ack) return active.transfer.onAck(data.readUInt16BE(2));
     return active.transfer.onDatagram(data);
@@ -368,6 +404,7 @@ export class TftpServer {
     active.file.close();
     // Closing drops anything still queued after EAGAIN; what was handed to the kernel goes out.
     void active.socket?.close();
+    void active.strangers?.close();
     const { counters } = result;
     this.outcomes[result.outcome]++;
     this.counters.blocksSent += counters.blocksSent;
