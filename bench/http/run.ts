@@ -1,9 +1,12 @@
 // keel vs nginx (Debian's, sendfile on) serving the same 1 GiB file, in one run: a single stream
 // with curl, then wrk with 64 connections over the same random 1 MiB and 64 KiB ranges (fixed
 // seeds). Each server gets CPU 0 (nginx: one worker; keel: its one thread), the clients CPU 1.
-// Prints MB/s, the ratios keel/nginx, keel's peak RSS during the 64-connection runs, and the load
-// average (1, 5, 15 min) before and after the measured runs.
-//   node --import tsx bench/http/run.ts [--size-mib 1024] [--seconds 10] [--keel-binary dist/keel]
+// Prints MB/s, the ratios keel/nginx, each server's CPU time per request, keel's peak RSS during
+// the 64-connection runs, and the load average (1, 5, 15 min) before and after the measured runs.
+// The 64-connection runs are repeated --rounds times, keel and nginx alternating (who goes first
+// alternates too): one run each swings by ±15 % here, so the medians and the per-run range are
+// what to read.
+//   node --import tsx bench/http/run.ts [--size-mib 1024] [--seconds 10] [--rounds 3] [--keel-binary dist/keel]
 // keel runs from the sources under tsx (bench/http/keel-server.ts), or, with --keel-binary, as the
 // shipped executable (after ./build.sh): tsx adds work per closure that the bundle does not have.
 import { chmodSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +23,7 @@ const arg = (name: string, fallback: number) => {
 const MiB = 1024 * 1024;
 const size = arg('size-mib', 1024) * MiB;
 const seconds = arg('seconds', 10);
+const rounds = arg('rounds', 3);
 const work = mkdtempSync(join(tmpdir(), 'keel-bench-http-'));
 chmodSync(work, 0o755);
 const children: ResultPromise[] = [];
@@ -117,7 +121,21 @@ async function singleStream(url: string): Promise<number> {
   return best;
 }
 
-async function ranges(url: string, rangeSize: number): Promise<{ mbps: number; rps: number; errors: number; p99ms: number; peakRss: number; peakTotal: number }> {
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
+function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** nginx's one worker: the master's child. */
+function nginxWorkerPid(): number {
+  const master = readFileSync(join(work, 'nginx.pid'), 'utf8').trim();
+  return Number(readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(' ')[0]);
+}
+
+interface RangesRun { mbps: number; rps: number; errors: number; p99ms: number; cpuUsPerRequest: number; peakRss: number; peakTotal: number }
+
+async function ranges(url: string, rangeSize: number, serverPid: number): Promise<RangesRun> {
   const { pathname, origin } = new URL(url);
   let peakRss = 0;
   let peakTotal = 0;
@@ -125,31 +143,58 @@ async function ranges(url: string, rangeSize: number): Promise<{ mbps: number; r
     peakRss = Math.max(peakRss, rssOf(keelPid));
     peakTotal = Math.max(peakTotal, rssOf(keelPid, 'VmRSS'));
   }, 100);
+  const cpuBefore = cpuSecondsOf(serverPid);
   const { stdout } = await execa('taskset', ['-c', '1', 'wrk', '-t', '2', '-c', '64', '-d', `${seconds}s`, '-s', 'bench/http/ranges.lua', origin], {
     env: { BENCH_PATH: pathname, BENCH_FILE_SIZE: String(size), BENCH_RANGE_SIZE: String(rangeSize) },
   });
+  const cpu = cpuSecondsOf(serverPid) - cpuBefore;
   clearInterval(sampler);
   const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { bytes: number; requests: number; errors: number; duration_us: number; p99_us: number };
-  return { mbps: result.bytes / result.duration_us, rps: result.requests / (result.duration_us / 1e6), errors: result.errors, p99ms: result.p99_us / 1000, peakRss, peakTotal };
+  return {
+    mbps: result.bytes / result.duration_us, rps: result.requests / (result.duration_us / 1e6), errors: result.errors, p99ms: result.p99_us / 1000,
+    cpuUsPerRequest: (cpu * 1e6) / result.requests, peakRss, peakTotal,
+  };
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
 const loadAverage = () => loadavg().map((l) => +l.toFixed(2));
-const report: Record<string, unknown> = { size_mib: size / MiB, seconds, upload_mbps: +(size / uploadSeconds / 1e6).toFixed(0), load_average_before: loadAverage() };
+const report: Record<string, unknown> = { size_mib: size / MiB, seconds, rounds, upload_mbps: +(size / uploadSeconds / 1e6).toFixed(0), load_average_before: loadAverage() };
 console.error('single stream…');
 const single = { keel: await singleStream(targets.keel), nginx: await singleStream(targets.nginx) };
 report.single_stream_mbps = { keel: +single.keel.toFixed(0), nginx: +single.nginx.toFixed(0), ratio: +(single.keel / single.nginx).toFixed(2) };
 let peak = 0;
 let peakTotal = 0;
+const nginxPid = nginxWorkerPid();
 for (const rangeSize of [MiB, 64 * 1024]) {
-  console.error(`64 connections, ${rangeSize / 1024} KiB ranges…`);
-  const k = await ranges(targets.keel, rangeSize);
-  const n = await ranges(targets.nginx, rangeSize);
-  peak = Math.max(peak, k.peakRss);
-  peakTotal = Math.max(peakTotal, k.peakTotal);
+  console.error(`64 connections, ${rangeSize / 1024} KiB ranges, ${rounds} rounds…`);
+  const runs: { keel: RangesRun; nginx: RangesRun }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const run: Partial<{ keel: RangesRun; nginx: RangesRun }> = {};
+    for (const side of round % 2 === 0 ? (['keel', 'nginx'] as const) : (['nginx', 'keel'] as const)) {
+      run[side] = await ranges(targets[side], rangeSize, side === 'keel' ? keelPid : nginxPid);
+    }
+    runs.push(run as { keel: RangesRun; nginx: RangesRun });
+  }
+  for (const { keel: k } of runs) {
+    peak = Math.max(peak, k.peakRss);
+    peakTotal = Math.max(peakTotal, k.peakTotal);
+  }
+  const side = (name: 'keel' | 'nginx') => ({
+    mbps: +median(runs.map((r) => r[name].mbps)).toFixed(0),
+    rps: +median(runs.map((r) => r[name].rps)).toFixed(0),
+    cpu_us_per_request: +median(runs.map((r) => r[name].cpuUsPerRequest)).toFixed(1),
+    p99_ms: median(runs.map((r) => r[name].p99ms)),
+    errors: runs.reduce((sum, r) => sum + r[name].errors, 0),
+  });
+  const ratios = runs.map((r) => r.keel.mbps / r.nginx.mbps);
+  const keelSide = side('keel');
+  const nginxSide = side('nginx');
   report[`c64_${rangeSize / 1024}KiB`] = {
-    keel: { mbps: +k.mbps.toFixed(0), rps: +k.rps.toFixed(0), p99_ms: k.p99ms, errors: k.errors },
-    nginx: { mbps: +n.mbps.toFixed(0), rps: +n.rps.toFixed(0), p99_ms: n.p99ms, errors: n.errors },
-    ratio: +(k.mbps / n.mbps).toFixed(2),
+    keel: keelSide,
+    nginx: nginxSide,
+    ratio: +(keelSide.mbps / nginxSide.mbps).toFixed(2),
+    per_run_ratios: ratios.map((r) => +r.toFixed(2)),
   };
 }
 report.keel_rss_mb = {
