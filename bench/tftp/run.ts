@@ -1,7 +1,10 @@
 // bench/tftp: keel's TFTP server against tftpd-hpa (lock-step) and atftpd (windowsize) on the same
 // files in one run, with real clients (curl, atftp). Servers and clients are pinned to one CPU
 // (taskset): unpinned runs swing 5× here. Each figure is the median of --runs transfers, after one
-// untimed warm-up transfer per server.
+// untimed warm-up transfer per server. Besides MB/s it prints each server's CPU time per block
+// (its cgroup's cpu.stat: the server process and the children it forks, as tftpd-hpa does per
+// transfer; needs cgroup2, else n/a): with server and clients on one CPU, MB/s also carries the
+// clients' cost, this is the server's own.
 //   single:     one transfer, curl at blksize 512/1468/8192/65464 (keel vs tftpd-hpa), atftp at
 //               windowsize 1/4/16 and blksize 1468 and 8192 (keel vs atftpd). 8192 × 16 uses the
 //               4 MiB file: atftpd sends a window datagram by datagram, 16 of which overflow atftp's
@@ -16,7 +19,7 @@
 // Needs tftpd-hpa's in.tftpd, atftpd (it conflicts with tftpd-hpa as a package: extract it with
 // `apt-get download atftpd && dpkg -x atftpd_*.deb DIR`, pass DIR/usr/sbin/atftpd), curl, atftp.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,6 +70,8 @@ interface Server {
   name: string;
   port: number;
   process: ChildProcess;
+  /** Its cgroup directory (see cgroupFor). */
+  cgroup: string | undefined;
 }
 
 async function startServer(name: string, script = serveScript): Promise<Server> {
@@ -83,7 +88,7 @@ async function startServer(name: string, script = serveScript): Promise<Server> 
     await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
   }
   await new Promise((resolve) => setTimeout(resolve, 300));
-  return { name, port, process: child };
+  return { name, port, process: child, cgroup: cgroupFor(name, child.pid!) };
 }
 
 function run(command: string, args: string[]): Promise<number> {
@@ -102,13 +107,42 @@ const curlArgs = (port: number, file: string, blksize: number, out: string) => [
 const atftpArgs = (port: number, file: string, blksize: number, windowsize: number, out: string) =>
   ['-g', '-r', file, '-l', out, '--option', `blksize ${blksize}`, '--option', `windowsize ${windowsize}`, '127.0.0.1', String(port)];
 
-/** MB/s of `clients` simultaneous transfers of `bytes` each. */
-async function measure(clients: number, bytes: number, command: string, args: (out: string) => string[]): Promise<number> {
+/** The cgroup2 hierarchy: /sys/fs/cgroup (unified layout) or /sys/fs/cgroup/unified (hybrid); undefined without one. */
+const cgroupRoot = ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'].find((dir) => existsSync(join(dir, 'cgroup.controllers')));
+
+/** A cgroup of its own for a server process (and the children it forks), for its CPU time. */
+function cgroupFor(name: string, pid: number): string | undefined {
+  if (cgroupRoot === undefined) return undefined;
+  const dir = join(cgroupRoot, `keel-bench-tftp-${process.pid}-${name}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+  return dir;
+}
+
+/** CPU seconds the server's cgroup has used so far (NaN without cgroup2). */
+function cpuSecondsOf(server: Server): number {
+  if (server.cgroup === undefined) return NaN;
+  return Number(/^usage_usec (\d+)$/m.exec(readFileSync(join(server.cgroup, 'cpu.stat'), 'utf8'))![1]) / 1e6;
+}
+
+interface Measured {
+  mbps: number;
+  /** The server's CPU time per block sent, µs. */
+  cpuUsPerBlock: number;
+}
+
+/** `clients` simultaneous transfers of `bytes` each in blocks of `blockSize`, served by `server`. */
+async function measure(server: Server, clients: number, bytes: number, blockSize: number, command: string, args: (out: string) => string[]): Promise<Measured> {
   const outDir = mkdtempSync(join(tmpdir(), 'keel-bench-out-'));
   try {
+    const cpuBefore = cpuSecondsOf(server);
     const start = performance.now();
     await Promise.all(Array.from({ length: clients }, (_, i) => run(command, args(join(outDir, `out${i}`)))));
-    return (clients * bytes) / 1e6 / ((performance.now() - start) / 1000);
+    const mbps = (clients * bytes) / 1e6 / ((performance.now() - start) / 1000);
+    // Until a server's transfer has ended on its side too (tftpd-hpa's child exits after the last ACK).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const blocks = clients * (Math.floor(bytes / blockSize) + 1);
+    return { mbps, cpuUsPerBlock: ((cpuSecondsOf(server) - cpuBefore) * 1e6) / blocks };
   } finally {
     rmSync(outDir, { recursive: true, force: true });
   }
@@ -116,14 +150,14 @@ async function measure(clients: number, bytes: number, command: string, args: (o
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function compare(label: string, peerName: 'tftpd-hpa' | 'atftpd', clients: number, bytes: number, command: string, args: (port: number, out: string) => string[]) {
+async function compare(label: string, peerName: 'tftpd-hpa' | 'atftpd', clients: number, bytes: number, blockSize: number, command: string, args: (port: number, out: string) => string[]) {
   const servers = [await startServer('keel'), ...(await Promise.all(variants.map((v) => startServer(v.name, v.script)))), await startServer(peerName)];
-  const results = new Map<string, number[]>(servers.map((s) => [s.name, []]));
+  const results = new Map<string, Measured[]>(servers.map((s) => [s.name, []]));
   try {
     // One untimed transfer per server first: keel is a long-running process whose JIT warms up
     // once in its life (tftpd-hpa and atftpd are compiled C), and the first transfer costs that.
     for (const server of servers) {
-      await measure(clients, bytes, command, (out) => args(server.port, out)).catch((error: Error) => {
+      await measure(server, clients, bytes, blockSize, command, (out) => args(server.port, out)).catch((error: Error) => {
         throw new Error(`${label}, ${server.name} (warm-up): ${error.message}`);
       });
     }
@@ -131,21 +165,38 @@ async function compare(label: string, peerName: 'tftpd-hpa' | 'atftpd', clients:
       // Rotate the order, so that a change in the machine's load hits every side.
       for (let k = 0; k < servers.length; k++) {
         const server = servers[(i + k) % servers.length]!;
-        results.get(server.name)!.push(await measure(clients, bytes, command, (out) => args(server.port, out)).catch((error: Error) => {
+        results.get(server.name)!.push(await measure(server, clients, bytes, blockSize, command, (out) => args(server.port, out)).catch((error: Error) => {
           throw new Error(`${label}, ${server.name}: ${error.message}`);
         }));
       }
     }
   } finally {
-    for (const server of servers) server.process.kill(server.name === peerName ? 'SIGKILL' : 'SIGTERM');
+    await Promise.all(servers.map(async (server) => {
+      if (server.process.exitCode === null && server.process.signalCode === null) {
+        const exited = new Promise((resolve) => server.process.once('exit', resolve));
+        server.process.kill(server.name === peerName ? 'SIGKILL' : 'SIGTERM');
+        await exited;
+      }
+      // A cgroup can be removed once its last process is gone (a killed tftpd-hpa's children may outlive it briefly).
+      for (let attempt = 0; server.cgroup !== undefined && attempt < 50; attempt++) {
+        try {
+          rmdirSync(server.cgroup);
+          break;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+    }));
   }
-  const peer = median(results.get(peerName)!);
+  const mbpsOf = (name: string) => results.get(name)!.map((m) => m.mbps);
+  const cpuOf = (name: string) => (cgroupRoot === undefined ? 'n/a' : median(results.get(name)!.map((m) => m.cpuUsPerBlock)).toFixed(2));
+  const peer = median(mbpsOf(peerName));
   const mbs = (x: number) => x.toFixed(x < 10 ? 2 : 0);
   const rows = servers.filter((s) => s.name !== peerName).map((s) => {
-    const all = results.get(s.name)!;
-    const ratios = all.map((x, i) => x / results.get(peerName)![i]!);
+    const all = mbpsOf(s.name);
+    const ratios = all.map((x, i) => x / mbpsOf(peerName)[i]!);
     const name = s.name === 'keel' ? '' : ` (${s.name})`;
-    return `| ${label}${name} | ${mbs(median(all))} | ${peerName} ${mbs(peer)} | ${(median(all) / peer).toFixed(2)}× | ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} |`;
+    return `| ${label}${name} | ${mbs(median(all))} | ${peerName} ${mbs(peer)} | ${(median(all) / peer).toFixed(2)}× | ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)} | ${cpuOf(s.name)} / ${cpuOf(peerName)} |`;
   });
   for (const row of rows) console.log(row);
   return rows;
@@ -153,23 +204,23 @@ async function compare(label: string, peerName: 'tftpd-hpa' | 'atftpd', clients:
 
 console.log(`cpu ${cpu}, median of ${runs}, file ${values.mib} MiB (16 MiB at blksize 512, 4 MiB per concurrent client)`);
 console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-console.log('| case | keel MB/s | peer MB/s | keel/peer (medians) | per-run ratio range |');
-console.log('|---|---|---|---|---|');
+console.log('| case | keel MB/s | peer MB/s | keel/peer (medians) | per-run ratio range | server CPU µs/block keel / peer |');
+console.log('|---|---|---|---|---|---|');
 const sections = new Set(values.sections.split(','));
 try {
   for (const blksize of sections.has('curl') ? values.blksizes.split(',').map(Number) : []) {
     const [file, size] = blksize === 512 ? ['small.bin', 16 * MiB] : ['big.bin', bigSize];
-    await compare(`curl single, blksize ${blksize}`, 'tftpd-hpa', 1, size, 'curl', (port, out) => curlArgs(port, file, blksize, out));
+    await compare(`curl single, blksize ${blksize}`, 'tftpd-hpa', 1, size, blksize, 'curl', (port, out) => curlArgs(port, file, blksize, out));
   }
   for (const blksize of sections.has('atftp') ? [1468, 8192] : []) {
     for (const windowsize of [1, 4, 16]) {
       const [file, size] = blksize === 8192 && windowsize === 16 ? ['each.bin', 4 * MiB] : ['big.bin', bigSize];
-      await compare(`atftp single, blksize ${blksize} windowsize ${windowsize}`, 'atftpd', 1, size, 'atftp', (port, out) => atftpArgs(port, file, blksize, windowsize, out));
+      await compare(`atftp single, blksize ${blksize} windowsize ${windowsize}`, 'atftpd', 1, size, blksize, 'atftp', (port, out) => atftpArgs(port, file, blksize, windowsize, out));
     }
   }
   for (const clients of sections.has('concurrent') ? [16, 64] : []) {
     for (const blksize of [1468, 8192]) {
-      await compare(`${clients} curl clients, blksize ${blksize}`, 'tftpd-hpa', clients, 4 * MiB, 'curl', (port, out) => curlArgs(port, 'each.bin', blksize, out));
+      await compare(`${clients} curl clients, blksize ${blksize}`, 'tftpd-hpa', clients, 4 * MiB, blksize, 'curl', (port, out) => curlArgs(port, 'each.bin', blksize, out));
     }
   }
 } finally {
