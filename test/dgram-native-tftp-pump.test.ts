@@ -3,6 +3,9 @@
 // from the given bytes, and everything else is handed to JS through the usual events with the pump
 // disarmed. The TFTP server's use of it is tested with real clients in test/tftp-server*.test.ts.
 import test from 'ava';
+import { closeSync, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createSocket, type UdpSocket } from 'dgram-native';
 import { seededBuffer } from './tftp/fixture.js';
 
@@ -32,9 +35,11 @@ interface Exchange {
 /**
  * A transfer of `file` in windows of `windowSize` blocks of `blockSize` bytes, numbered from
  * `firstBlock` on the wire: the test sends the first window itself (as the protocol core would),
- * then arms the pump for the rest. The client ACKs the last block of each window.
+ * then arms the pump for the rest, from memory or (`fromPath`) from that file's descriptor, which
+ * the test closes at once (the pump reads from its own duplicate). The client ACKs the last block
+ * of each window.
  */
-async function exchange(t: { teardown(fn: () => unknown): void }, file: Buffer, blockSize: number, windowSize: number, firstBlock: number): Promise<Exchange> {
+async function exchange(t: { teardown(fn: () => unknown): void }, file: Buffer, blockSize: number, windowSize: number, firstBlock: number, fromPath?: string): Promise<Exchange> {
   const server = createSocket({ bindAddress: '127.0.0.1', pktinfo: false, batchSize: 4, maxDatagramSize: 516 });
   const client = createSocket({ bindAddress: '127.0.0.1', pktinfo: false, recvBufferSize: 4 << 20, maxDatagramSize: 65535 });
   const result: Exchange = { server, client, received: [], errors: [], handedBack: [], close: () => Promise.all([server.close(), client.close()]) };
@@ -56,16 +61,27 @@ async function exchange(t: { teardown(fn: () => unknown): void }, file: Buffer, 
   const first = [];
   for (let k = 0; k < windowSize; k++) first.push({ data: dataPacket((firstBlock + k) % 65536, file.subarray(k * blockSize, (k + 1) * blockSize)), port: client.address().port, address: '127.0.0.1' });
   server.sendBatch(first);
+  const fd = fromPath === undefined ? undefined : openSync(fromPath, 'r');
   const armed = server.startTftpPump({
     address: '127.0.0.1',
     port: client.address().port,
     blockSize,
     windowSize,
     nextBlock: (firstBlock + windowSize) % 65536,
-    data: file.subarray(windowSize * blockSize),
+    data: fd === undefined ? file.subarray(windowSize * blockSize) : { fd, offset: windowSize * blockSize, length: file.length - windowSize * blockSize },
   });
+  if (fd !== undefined) closeSync(fd);
   if (!armed) throw new Error('pump not armed');
   return result;
+}
+
+/** `file` written to a temporary path, removed after the test. */
+function fileOnDisk(t: { teardown(fn: () => unknown): void }, file: Buffer): string {
+  const dir = mkdtempSync(join(tmpdir(), 'keel-pump-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'file.bin');
+  writeFileSync(path, file);
+  return path;
 }
 
 test('lock-step: every in-order ACK is answered from the buffer, across the block-number wrap; the ACK after the data ends goes to JS', async (t) => {
@@ -100,6 +116,33 @@ test('windows of 16 × 1468 go out as GSO runs, the client ACKing each window en
   t.deepEqual(x.handedBack, [ack(windowSize * windows).toString('hex')]);
   t.is(x.server.stopTftpPump().windows, windows - 1);
   t.true(x.server.stats().gsoSends >= windows - 1, 'each pumped window is one GSO message (1468 × 16 < 64 KiB)');
+});
+
+test('from a file: the pump reads each window itself (lock-step at 65464, windows of 4 × 16384) through its own descriptor, byte-identical', async (t) => {
+  for (const [blockSize, windowSize, windows] of [[65464, 1, 40], [16384, 4, 30]] as const) {
+    const file = await seededBuffer(43, blockSize * windowSize * windows);
+    const x = await exchange(t, file, blockSize, windowSize, 1, fileOnDisk(t, file));
+    await until(() => x.handedBack.length > 0);
+    t.deepEqual(x.errors, [], `${blockSize} × ${windowSize}`);
+    t.true(Buffer.concat(x.received).equals(file), `${blockSize} × ${windowSize}: byte-identical although the caller closed its descriptor`);
+    t.deepEqual(x.handedBack, [ack(windowSize * windows).toString('hex')], 'the ACK after the last window goes to JS');
+    t.is(x.server.stopTftpPump().windows, windows - 1);
+  }
+});
+
+test('from a file that turns out shorter than promised: the pump sends what it can read and hands the next ACK to JS', async (t) => {
+  const blockSize = 16384;
+  const file = await seededBuffer(44, blockSize * 20);
+  const path = fileOnDisk(t, file);
+  // Cut after block 12 before the transfer starts: the pump was told 19 blocks follow the first.
+  truncateSync(path, blockSize * 12);
+  const x = await exchange(t, file, blockSize, 1, 1, path);
+  await until(() => x.handedBack.length > 0);
+  t.deepEqual(x.errors, []);
+  t.is(x.received.length, 12, 'the first block by the test, 11 by the pump: all the file still has');
+  t.true(Buffer.concat(x.received).equals(file.subarray(0, blockSize * 12)));
+  t.deepEqual(x.handedBack, [ack(12).toString('hex')], 'the ACK it could not answer goes to JS');
+  t.is(x.server.stopTftpPump().windows, 11);
 });
 
 test('anything but the expected ACK disarms the pump and reaches JS with the rest of its batch, in order', async (t) => {

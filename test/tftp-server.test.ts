@@ -100,17 +100,20 @@ test('atftp with windowsize 1, 4, 16, tsize and timeout: byte-identical', async 
 
 test('the send pump carries octet transfers past the first window with real clients; the core keeps count', async (t) => {
   const { server, port, logs } = startServer(t, fixture);
-  // curl lock-step from the root directory (read-ahead) and from the store (64 KiB chunks: blocks
-  // straddle chunks, the pump hands back at each chunk end), atftp windows, across block sizes.
-  // The last number is the share of blocks the pump must have sent at least: all but the first
-  // window, the last block and the hand-backs where the bytes in memory end (a 256 KiB read-ahead,
-  // a 64 KiB chunk: with 32 KiB windows over 64 KiB chunks that is every other window).
+  // curl lock-step from the root directory (read-ahead; from 16 KiB blocks on the pump reads the
+  // file itself) and from the store (64 KiB chunks: blocks straddle chunks, the pump hands back at
+  // each chunk end), atftp windows, across block sizes. The last number is the share of blocks the
+  // pump must have sent at least: all but the first window, the last block and the hand-backs where
+  // the bytes in memory end (a 256 KiB read-ahead, a 64 KiB chunk: with 32 KiB windows over 64 KiB
+  // chunks that is every other window).
   const runs: [string, string[], number][] = [
     ['f.bin', curl(port, 'f.bin', 512), 0.9],
     ['ipxe.efi', curl(port, 'ipxe.efi', 1468), 0.9],
     ['f.bin', atftp(port, 'f.bin', { blksize: 1468, windowsize: 16 }), 0.8],
     ['exact.bin', atftp(port, 'exact.bin', { blksize: 1468, windowsize: 4 }), 0.8],
     ['ipxe.efi', atftp(port, 'ipxe.efi', { blksize: 8192, windowsize: 4 }), 0.4],
+    ['f.bin', curl(port, 'f.bin', 65464), 0.85],
+    ['f.bin', atftp(port, 'f.bin', { blksize: 16384, windowsize: 4 }), 0.85],
   ];
   let blocks = 0;
   for (const [name, args, share] of runs) {

@@ -46,6 +46,7 @@ export interface NativeBinding {
   sendBatch(handle: NativeHandle, buffers: readonly Uint8Array[], meta: Uint32Array, start: number, count: number): number;
   /** Arms the TFTP send pump: 0, or -errno (EINVAL: bad sizes or a GRO socket; EBADF: closed). */
   tftpPumpStart(handle: NativeHandle, data: Buffer, address: number, port: number, blockSize: number, windowSize: number, nextBlock: number): number;
+  tftpPumpStartFile(handle: NativeHandle, fd: number, offset: number, length: number, address: number, port: number, blockSize: number, windowSize: number, nextBlock: number): number;
   /** Disarms it: [windows, lastRttMs (-1: none), msSinceLastSend, shortSends] since the last stop. */
   tftpPumpStop(handle: NativeHandle): [number, number, number, number];
   /** connect(2) to the peer: 0, or -errno (EINVAL: port 0; EBADF: closed). */

@@ -103,8 +103,19 @@ export interface TftpPumpStart {
   windowSize: number;
   /** Wire number (mod 65536) of the next block to send; the window up to the block before is outstanding. */
   nextBlock: number;
-  /** The file's bytes from block nextBlock on; the pump sends only whole windows of whole blocks from it. */
-  data: Buffer;
+  /**
+   * The file's bytes from block nextBlock on: in memory, or to be read from an open file, one
+   * window per ACK (the pump reads from its own duplicate of `fd`). The pump sends only whole
+   * windows of whole blocks from them.
+   */
+  data: Buffer | TftpPumpFile;
+}
+
+/** Bytes of a file the pump reads itself: `length` of them at `offset` of `fd`. */
+export interface TftpPumpFile {
+  fd: number;
+  offset: number;
+  length: number;
 }
 
 /** What the pump did between start and stop, for the protocol core to catch up on. */
@@ -404,7 +415,8 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
    * window of DATA (4-byte header + blockSize bytes of `data`, GSO runs for windows), without a
    * call into JS, up to 64 rounds per wakeup with a read right after each send. Everything else —
    * another source, an ERROR, a duplicate, partial or old ACK, garbage, the end of `data` (the
-   * last, short block is never the pump's), a send the kernel refuses — disarms the pump and is
+   * last, short block is never the pump's), a file that cannot give a whole window (a read error,
+   * a file that shrank), a send the kernel refuses — disarms the pump and is
    * delivered by the usual events ('view', 'message', ...), together with the rest of its batch.
    * Call stopTftpPump() before acting on any of it. Returns false (pump not armed) while sends are
    * queued after EAGAIN, so that order is kept. Throws for a closed socket, invalid arguments or a
@@ -416,7 +428,10 @@ export class UdpSocket extends EventEmitter<UdpSocketEvents> {
     checkRange('blockSize', start.blockSize, 1, 65464);
     checkRange('windowSize', start.windowSize, 1, 64);
     checkRange('nextBlock', start.nextBlock, 0, 65535);
-    const result = binding.tftpPumpStart(handle, start.data, parseIPv4(start.address), checkPort(start.port), start.blockSize, start.windowSize, start.nextBlock);
+    const { data } = start;
+    const result = Buffer.isBuffer(data)
+      ? binding.tftpPumpStart(handle, data, parseIPv4(start.address), checkPort(start.port), start.blockSize, start.windowSize, start.nextBlock)
+      : binding.tftpPumpStartFile(handle, data.fd, data.offset, data.length, parseIPv4(start.address), checkPort(start.port), start.blockSize, start.windowSize, start.nextBlock);
     if (result < 0) throw new DgramNativeError('tftpPumpStart', -result, this.gro ? 'not on a GRO socket' : undefined);
     return true;
   }

@@ -84,9 +84,13 @@ typedef struct {
   uint32_t block_size;
   uint32_t window_size;
   uint16_t next_block;  // wire number of the next block to send; the expected ACK is the one before
-  uint8_t *data;        // file bytes from the next block on (a Buffer held by data_ref)
-  size_t data_len;
-  size_t pos;           // bytes of data already sent
+  uint8_t *data;        // file bytes from the next block on (a Buffer held by data_ref), or NULL:
+  int file_fd;          // -1, or the pump's own dup of a file's fd: each window is read from it
+  uint64_t file_offset; // (file mode) the file offset of the next block
+  uint8_t *window_buf;  // (file mode) one window, read per ACK into the same memory (kept warm)
+  size_t window_buf_len;
+  size_t data_len;      // bytes available from the next block on
+  size_t pos;           // bytes of those already sent
   napi_ref data_ref;
   bool timed;           // the outstanding window was sent by the pump, once, at last_send_ns
   // Whether reading right after a send pays: +PUMP_HIT per answer found, -1 per empty read, in
@@ -148,6 +152,8 @@ typedef struct {
   } while (0)
 
 static void free_socket(dn_socket *s) {
+  if (s->pump.file_fd >= 0) close(s->pump.file_fd);
+  free(s->pump.window_buf);
   free(s->msgs);
   free(s->iovs);
   free(s->names);
@@ -503,6 +509,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->gro = gro;
   s->pump.last_rtt_ms = -1;
   s->pump.read_score = PUMP_SCORE_MAX / 4;
+  s->pump.file_fd = -1;
   for (uint32_t i = 0; i < batch_size; i++) {
     s->iovs[i].iov_base = s->slab + (size_t)i * slot_size;
     s->iovs[i].iov_len = slot_size;
@@ -692,10 +699,26 @@ static int send_messages(dn_socket *s, struct mmsghdr *msgs, uint32_t nmsgs, con
   return n;
 }
 
+// The next window's bytes: in memory, or read from the file into the pump's window buffer (one
+// pread per window, like a C server's read per block: the buffer stays in cache, where a large
+// read-ahead would not). NULL if the file could not give a whole window (an error, or it shrank):
+// the ACK then goes to the protocol core, whose own read reports it.
+static const uint8_t *pump_window(dn_pump *p, size_t window_bytes) {
+  if (p->file_fd < 0) return p->data + p->pos;
+  size_t done = 0;
+  while (done < window_bytes) {
+    ssize_t n = pread(p->file_fd, p->window_buf + done, window_bytes - done, (off_t)(p->file_offset + p->pos + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return NULL;
+    done += (size_t)n;
+  }
+  return p->window_buf;
+}
+
 // The TFTP pump's window: window_size DATA datagrams of block_size + 4 bytes, each a 4-byte header
-// and block_size bytes of data (two iovecs, no copy), in GSO runs as sendBatch makes them.
+// and block_size bytes of `bytes` (two iovecs, no copy), in GSO runs as sendBatch makes them.
 // Returns the datagrams the kernel took (> 0), or -errno if it took none.
-static int pump_send_window(dn_socket *s) {
+static int pump_send_window(dn_socket *s, const uint8_t *bytes) {
   dn_pump *p = &s->pump;
   uint32_t count = p->window_size, segment = p->block_size + 4;
   uint8_t headers[PUMP_MAX_WINDOW][4];
@@ -712,7 +735,7 @@ static int pump_send_window(dn_socket *s) {
     headers[k][2] = (uint8_t)(block >> 8);
     headers[k][3] = (uint8_t)block;
     iovs[2 * k] = (struct iovec){.iov_base = headers[k], .iov_len = 4};
-    iovs[2 * k + 1] = (struct iovec){.iov_base = p->data + p->pos + (size_t)k * p->block_size, .iov_len = p->block_size};
+    iovs[2 * k + 1] = (struct iovec){.iov_base = (void *)(bytes + (size_t)k * p->block_size), .iov_len = p->block_size};
   }
   for (;;) {
     uint32_t per_message = s->gso ? GSO_MAX_BYTES / segment : 1;
@@ -747,7 +770,9 @@ static bool pump_answer(dn_socket *s, int i, size_t offset) {
   size_t window_bytes = (size_t)p->window_size * p->block_size;
   if (p->data_len - p->pos < window_bytes) return false;
   uint64_t acked_at = uv_hrtime();
-  int sent = pump_send_window(s);
+  const uint8_t *bytes = pump_window(p, window_bytes);
+  if (bytes == NULL) return false;
+  int sent = pump_send_window(s, bytes);
   if (sent < 0) return false;
   if (p->timed) p->last_rtt_ms = (double)(acked_at - p->last_send_ns) / 1e6;
   if ((uint32_t)sent < p->window_size) p->short_sends++;  // the rest counts as lost: the core's timer resends
@@ -870,6 +895,44 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   return make_int(env, sent);
 }
 
+// Lets go of what the pump reads from: the data Buffer's reference, the file's duplicate fd.
+static void pump_release_source(napi_env env, dn_pump *p) {
+  if (p->data_ref != NULL) {
+    napi_delete_reference(env, p->data_ref);
+    p->data_ref = NULL;
+  }
+  if (p->file_fd >= 0) {
+    close(p->file_fd);
+    p->file_fd = -1;
+  }
+  p->data = NULL;
+}
+
+// Reads the arguments common to both starts (argv[first..first+4]: address, port, blockSize,
+// windowSize, nextBlock) into the pump; false (-EINVAL in *rc) if the pump cannot take them.
+static bool pump_read_start(napi_env env, dn_socket *s, napi_value *argv, int *rc) {
+  uint32_t address, port, block_size, window_size, next_block;
+  if (napi_get_value_uint32(env, argv[0], &address) != napi_ok || napi_get_value_uint32(env, argv[1], &port) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &block_size) != napi_ok || napi_get_value_uint32(env, argv[3], &window_size) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &next_block) != napi_ok) {
+    *rc = -EINVAL;
+    return false;
+  }
+  if (s->gro || window_size == 0 || window_size > PUMP_MAX_WINDOW || block_size == 0 || block_size > 65464 || port > 65535) {
+    *rc = -EINVAL;
+    return false;
+  }
+  dn_pump *p = &s->pump;
+  p->peer_addr = address;
+  p->peer_port = port;
+  p->block_size = block_size;
+  p->window_size = window_size;
+  p->next_block = (uint16_t)next_block;
+  p->pos = 0;
+  p->timed = false;  // the outstanding window was sent by JS: no RTT sample from its ACK
+  return true;
+}
+
 // tftpPumpStart(handle, data: Buffer, address, port, blockSize, windowSize, nextBlock) -> 0 | -errno
 // Arms the TFTP send pump of a read transfer's socket. The state it starts from is the protocol
 // core's: a full window of blockSize-byte blocks up to nextBlock - 1 (wire numbers, mod 65536) is
@@ -887,29 +950,53 @@ static napi_value js_tftp_pump_start(napi_env env, napi_callback_info info) {
   if (s->fd < 0 || s->closing) return make_int(env, -EBADF);
   void *data;
   size_t len;
-  uint32_t address, port, block_size, window_size, next_block;
   CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
-  CHECK(napi_get_value_uint32(env, argv[2], &address));
-  CHECK(napi_get_value_uint32(env, argv[3], &port));
-  CHECK(napi_get_value_uint32(env, argv[4], &block_size));
-  CHECK(napi_get_value_uint32(env, argv[5], &window_size));
-  CHECK(napi_get_value_uint32(env, argv[6], &next_block));
-  if (s->gro || window_size == 0 || window_size > PUMP_MAX_WINDOW || block_size == 0 || block_size > 65464 || port > 65535) return make_int(env, -EINVAL);
   dn_pump *p = &s->pump;
-  if (p->data_ref != NULL) {
-    napi_delete_reference(env, p->data_ref);
-    p->data_ref = NULL;
-  }
+  p->armed = false;
+  pump_release_source(env, p);
+  int rc = 0;
+  if (!pump_read_start(env, s, &argv[2], &rc)) return make_int(env, rc);
   CHECK(napi_create_reference(env, argv[1], 1, &p->data_ref));
-  p->peer_addr = address;
-  p->peer_port = port;
-  p->block_size = block_size;
-  p->window_size = window_size;
-  p->next_block = (uint16_t)next_block;
   p->data = data;
   p->data_len = len;
-  p->pos = 0;
-  p->timed = false;  // the outstanding window was sent by JS: no RTT sample from its ACK
+  p->armed = true;
+  return make_int(env, 0);
+}
+
+// tftpPumpStartFile(handle, fd, offset, length, address, port, blockSize, windowSize, nextBlock) -> 0 | -errno
+// As tftpPumpStart, with the file's bytes from block nextBlock on read from `fd` at `offset`
+// (`length` of them), one window per answered ACK. The pump reads from its own duplicate of fd,
+// closed when the pump stops, is rearmed or the socket closes: the caller may close fd at any time.
+static napi_value js_tftp_pump_start_file(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  dn_socket *s = get_socket(env, argv[0]);
+  if (s == NULL) return NULL;
+  if (s->fd < 0 || s->closing) return make_int(env, -EBADF);
+  int32_t file_fd;
+  int64_t offset, length;
+  CHECK(napi_get_value_int32(env, argv[1], &file_fd));
+  CHECK(napi_get_value_int64(env, argv[2], &offset));
+  CHECK(napi_get_value_int64(env, argv[3], &length));
+  dn_pump *p = &s->pump;
+  p->armed = false;
+  pump_release_source(env, p);
+  if (file_fd < 0 || offset < 0 || length < 0) return make_int(env, -EINVAL);
+  int rc = 0;
+  if (!pump_read_start(env, s, &argv[4], &rc)) return make_int(env, rc);
+  size_t window_bytes = (size_t)p->window_size * p->block_size;
+  if (p->window_buf_len < window_bytes) {
+    uint8_t *buf = realloc(p->window_buf, window_bytes);
+    if (buf == NULL) return make_int(env, -ENOMEM);
+    p->window_buf = buf;
+    p->window_buf_len = window_bytes;
+  }
+  int dup_fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return make_int(env, -errno);
+  p->file_fd = dup_fd;
+  p->file_offset = (uint64_t)offset;
+  p->data_len = (size_t)length;
   p->armed = true;
   return make_int(env, 0);
 }
@@ -926,10 +1013,7 @@ static napi_value js_tftp_pump_stop(napi_env env, napi_callback_info info) {
   if (s == NULL) return NULL;
   dn_pump *p = &s->pump;
   p->armed = false;
-  if (p->data_ref != NULL) {
-    napi_delete_reference(env, p->data_ref);
-    p->data_ref = NULL;
-  }
+  pump_release_source(env, p);
   double values[4] = {p->windows, p->last_rtt_ms, p->windows > 0 ? (double)(uv_hrtime() - p->last_send_ns) / 1e6 : 0, p->short_sends};
   CHECK(napi_create_array_with_length(env, 4, &arr));
   for (uint32_t i = 0; i < 4; i++) {
@@ -1029,6 +1113,8 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   if (s == NULL) return NULL;
   if (s->closing) return NULL;
   s->closing = true;
+  s->pump.armed = false;
+  pump_release_source(env, &s->pump);
   CHECK(napi_create_reference(env, argv[1], 1, &s->close_cb_ref));
   uv_poll_stop(&s->poll);
   uv_close((uv_handle_t *)&s->poll, on_closed);
@@ -1075,6 +1161,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
       {"tftpPumpStart", NULL, js_tftp_pump_start, NULL, NULL, NULL, napi_default, NULL},
+      {"tftpPumpStartFile", NULL, js_tftp_pump_start_file, NULL, NULL, NULL, napi_default, NULL},
       {"tftpPumpStop", NULL, js_tftp_pump_stop, NULL, NULL, NULL, napi_default, NULL},
       {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
       {"sendStats", NULL, js_send_stats, NULL, NULL, NULL, napi_default, NULL},

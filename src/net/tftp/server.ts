@@ -3,7 +3,7 @@
 // transfers' lifecycle. Every protocol decision is the pure core's (request.ts, transfer.ts);
 // files come from a TftpFileSource.
 import type { Logger } from 'pino';
-import { createSocket, parseIPv4, type Datagram, type DgramNativeError, type ReceivedView, type UdpSocket } from 'dgram-native';
+import { createSocket, parseIPv4, type Datagram, type DgramNativeError, type ReceivedView, type TftpPumpStart, type UdpSocket } from 'dgram-native';
 import { DEFAULT_LIMITS, type TftpLimits } from './options.js';
 import { ErrorCode, Opcode, serializeError } from './packets.js';
 import { classifyRequest, type ReadRequest } from './request.js';
@@ -70,12 +70,15 @@ const TRANSFER_MAX_DATAGRAM = 516;
 /** The largest window dgram-native's TFTP send pump takes; larger windows go through the core only. */
 const PUMP_MAX_WINDOW = 64;
 /**
- * File bytes asked of the source per pump start, at least a window: the pump hands back to JS
- * where they end (a core turn and two reads), so at least 8 blocks' worth, which for large blocks
- * is more than the root directory's 256 KiB read-ahead (4 blocks at 65464), up to 512 KiB.
+ * From this block size on, a file with a descriptor is read by the pump itself, one window per
+ * ACK into one buffer that stays in cache, instead of from the bytes the source holds in memory
+ * (at 65464 that was a 512 KiB span, read cold and handed back to JS every 8 blocks). Server CPU
+ * per block (bench/RESULTS.md, TFTP sixth round): 65464: 27–32 µs instead of 34–40; 16384: 17–19
+ * instead of 21–23; at 8192 a wash (14.0 vs 14.6 µs, mean of five A/B runs that went both ways),
+ * at 4096 and 1468 the read-ahead costs the same or less. The same 16 KiB as the root directory's
+ * own switch from its read-ahead to a pread per block (sources.ts).
  */
-const PUMP_SPAN_BLOCKS = 8;
-const PUMP_SPAN_MAX_BYTES = 512 * 1024;
+const PUMP_FILE_BLOCK_BYTES = 16 * 1024;
 
 interface ActiveTransfer {
   peer: TftpPeer;
@@ -313,14 +316,21 @@ export class TftpServer {
     const state = active.transfer.pumpable();
     if (state === undefined || state.windowSize > PUMP_MAX_WINDOW) return;
     const windowBytes = state.blockSize * state.windowSize;
-    let data: Buffer;
-    try {
-      data = file.bytesAt(state.offset, Math.max(windowBytes, Math.min(PUMP_SPAN_BLOCKS * state.blockSize, PUMP_SPAN_MAX_BYTES)));
-    } catch {
-      return; // the core's own read of the next block reports the failure (source-error)
+    const remaining = file.size - state.offset;
+    if (remaining < windowBytes) return;
+    let data: TftpPumpStart['data'];
+    if (file.fd !== undefined && state.blockSize >= PUMP_FILE_BLOCK_BYTES) {
+      data = { fd: file.fd, offset: state.offset, length: remaining };
+    } else {
+      try {
+        // As much as the source holds from there (its read-ahead, the rest of a chunk), a window at least.
+        data = file.bytesAt(state.offset, windowBytes);
+      } catch {
+        return; // the core's own read of the next block reports the failure (source-error)
+      }
+      if (data.length > remaining) data = data.subarray(0, remaining);
+      if (data.length < windowBytes) return;
     }
-    if (data.length > file.size - state.offset) data = data.subarray(0, file.size - state.offset);
-    if (data.length < windowBytes) return;
     active.pumping = socket.startTftpPump({ address: active.peer.address, port: active.peer.port, blockSize: state.blockSize, windowSize: state.windowSize, nextBlock: state.nextBlock, data });
   }
 

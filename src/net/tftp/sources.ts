@@ -26,6 +26,11 @@ export interface TftpFile {
    * server's send pump sends DATA straight from it.
    */
   bytesAt?(offset: number, length: number): Buffer;
+  /**
+   * Optional: the open file descriptor of a regular file holding the bytes (valid until close()),
+   * for the server's send pump to read large blocks from itself, a window at a time.
+   */
+  fd?: number;
   /** Called exactly once when the transfer ends (or is never started). */
   close(): void;
 }
@@ -214,6 +219,7 @@ function fileReader(fd: number, size: number): TftpFile {
   };
   return {
     size,
+    fd,
     readBlock(offset, length) {
       fillReadAhead(offset, length);
       const start = offset - bufferOffset;
