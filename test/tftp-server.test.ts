@@ -247,6 +247,22 @@ test('duplicate ACKs are never answered (no Sorcerer\'s Apprentice); the timer r
   t.is(await client.next(100), undefined, 'exactly once');
 });
 
+test('a client that closes its port mid-transfer: the ICMP port unreachable ends the transfer at once, not after the give-up time', async (t) => {
+  const { server, port, logs } = startServer(t, fixture, { retransmit: { initialRtoMs: 200 } });
+  const client = await rawClient(t, port);
+  client.rrq('f.bin');
+  const first = await client.next();
+  t.is(first?.packet.type, 'data');
+  client.ack(1, first!.port);
+  t.is((await client.next())?.packet.type, 'data');
+  client.close(); // the server's next retransmission of block 2 meets a closed port
+  const closedAt = Date.now();
+  while (server.stats().activeTransfers > 0 && Date.now() - closedAt < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.is(server.stats().activeTransfers, 0, 'ended well before the 30 s give-up time');
+  t.like(transferLines(logs).at(-1), { outcome: 'aborted-by-client', detail: 'client port unreachable' });
+  t.is(server.stats().sendErrors, 0, 'not counted as a send error');
+});
+
 test('malformed datagrams on the server port and on a transfer port never stop the server', async (t) => {
   const { server, port } = startServer(t, fixture);
   const client = await rawClient(t, port);

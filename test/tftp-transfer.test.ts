@@ -390,6 +390,24 @@ test('an ERROR during the data phase ends the transfer as aborted-by-client', (t
   t.like(transfer.onDatagram(serializeError(0, 'disk full')).finished, { outcome: 'aborted-by-client' });
 });
 
+test('the client\'s port unreachable ends the transfer at once, sending nothing: mid-file, after the last block, after an OACK', (t) => {
+  const midFile = newTransfer(5000).transfer;
+  midFile.start();
+  midFile.onAck(1);
+  const gone = midFile.onClientGone();
+  t.deepEqual(gone.send, []);
+  t.is(gone.timeoutMs, null);
+  t.like(gone.finished, { outcome: 'aborted-by-client', detail: 'client port unreachable' });
+  const atTheEnd = newTransfer(1000).transfer;
+  atTheEnd.start();
+  atTheEnd.onAck(1); // block 2, the last (488 bytes), is out: its ACK is what the client never sent
+  t.like(atTheEnd.onClientGone().finished, { outcome: 'end-unconfirmed' });
+  const probe = newTransfer(40 << 20, { tsize: '0' }).transfer;
+  probe.start();
+  t.like(probe.onClientGone().finished, { outcome: 'aborted-after-oack' });
+  t.deepEqual(probe.onClientGone().send, [], 'nothing more once ended');
+});
+
 test('duplicate ACKs never trigger a send (Sorcerer\'s Apprentice) and leave the timer running', (t) => {
   const { transfer, clock } = newTransfer(5000);
   transfer.start();

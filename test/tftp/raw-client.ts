@@ -9,6 +9,7 @@ export interface Reply {
 }
 
 export class RawClient {
+  private closed = false;
   readonly socket: Socket;
   private readonly queue: Reply[] = [];
   private waiter: ((reply: Reply) => void) | undefined;
@@ -98,7 +99,10 @@ export class RawClient {
     }
   }
 
+  /** Closes the socket; again is a no-op (a test may close it early, its teardown again). */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.socket.close();
   }
 }

@@ -241,9 +241,10 @@ export class TftpServer {
     // each datagram to the right one (it does since kernel commit acdcecc61285, 2019).
     const onError = (error: DgramNativeError) => {
       // The connected socket hears ICMP errors about the client: port unreachable once it has
-      // gone. Not a send error; the timer gives up on the transfer as for silence.
+      // closed its socket (typically after the last block, its final ACK lost). Not a send error:
+      // the transfer ends now instead of retransmitting into the void until the give-up time.
       if (error.code === 'ECONNREFUSED') {
-        this.log.info({ peer: where }, 'tftp: client port unreachable');
+        if (this.syncPump(active)) this.applyOnce(active, active.transfer.onClientGone());
         return;
       }
       this.counters.sendErrors++;

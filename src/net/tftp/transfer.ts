@@ -286,6 +286,19 @@ export class Transfer {
     return this.finish(outcome, `client sent ERROR ${code} "${message}"`);
   }
 
+  /**
+   * The client's port is unreachable (an ICMP error on the transfer socket, which is connected to
+   * it): the client has closed its socket and nothing will answer, so there is no point in
+   * retransmitting until the give-up time. Ends the transfer, sending nothing: after the OACK as a
+   * probe that went away ('aborted-after-oack'), with the last block sent as 'end-unconfirmed' (its
+   * final ACK was lost; it may well have the whole file), else 'aborted-by-client'.
+   */
+  onClientGone(): TransferStep {
+    if (this.phase === 'done' || this.phase === 'new') return this.idle();
+    const outcome = this.phase === 'oack' ? 'aborted-after-oack' : this.lastBlock !== undefined ? 'end-unconfirmed' : 'aborted-by-client';
+    return this.finish(outcome, 'client port unreachable');
+  }
+
   /** The timer set by the last step fired. Early calls only re-arm it. */
   onTimeout(): TransferStep {
     if (this.phase === 'done' || this.phase === 'new') return this.idle();
