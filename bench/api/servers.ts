@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { dispatch } from '../../src/api/dispatch.js';
+import { dispatchNow } from '../../src/api/dispatch.js';
 import { loadConfig } from '../../src/config.js';
 import { RecentLog } from '../../src/log.js';
 import { startHead } from '../../src/serve.js';
@@ -28,7 +28,7 @@ const nodeServer = createServer((req, res) => {
       headers: req.headers as Record<string, string>, body: undefined, remoteAddress: req.socket.remoteAddress ?? '',
     };
     const readBody = async () => (chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined);
-    void dispatch(router, context, request, readBody).then((reply) => {
+    void Promise.resolve(dispatchNow(router, context, request, { readBody })).then((reply) => {
       res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
       res.end(JSON.stringify(reply.payload));
     });

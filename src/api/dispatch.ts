@@ -23,33 +23,24 @@ export interface Reply {
   file?: FileReply;
 }
 
-export interface DispatchOptions {
-  /** Path prefix of this router's endpoints (default `/api/v1`). */
-  prefix?: string;
-  /**
-   * Start streaming the request body, for routes declaring `body: 'stream'`. Called before any
-   * await (the transport must attach its body reader inside the request callback); transports
-   * without it refuse such routes.
-   */
-  openStream?: () => AsyncIterable<Buffer>;
-}
-
-/** What a transport offers dispatchNow: the JSON body, and optionally a streamed body (see DispatchOptions). */
+/** What a transport offers dispatchNow: the request's body. */
 export interface RequestBody {
+  /** The JSON body, parsed; undefined when there is none. */
   readBody(): Promise<unknown>;
+  /**
+   * Start streaming the body, for routes declaring `body: 'stream'`. Called before any await (the
+   * transport must attach its body reader inside its request callback); transports without it
+   * refuse such routes.
+   */
   openStream?(): AsyncIterable<Buffer>;
 }
 
-export function dispatch(router: Router, ctx: ApiContext, req: Request, readBody: () => Promise<unknown>, options: DispatchOptions = {}): Promise<Reply> {
-  const body: RequestBody = options.openStream ? { readBody, openStream: options.openStream } : { readBody };
-  return Promise.resolve(dispatchNow(router, ctx, req, body, options.prefix ?? API_PREFIX));
-}
-
 /**
- * `dispatch`, answering synchronously where nothing has to wait: a public route without a request
- * body whose handler returns a value (the boot path's file downloads). A transport can then write
- * the reply while still inside its request callback, without a microtask hop per request. Every
- * other request goes through `dispatchAsync` and gets a promise.
+ * One request through `router` (its endpoints under `prefix`). Answered synchronously where
+ * nothing has to wait: a public route without a request body whose handler returns a value (the
+ * boot path's file downloads), so that a transport can write the reply while still inside its
+ * request callback, without a microtask hop per request. Every other request goes through
+ * `dispatchAsync` and gets a promise.
  */
 export function dispatchNow(router: Router, ctx: ApiContext, req: Request, body: RequestBody, prefix = API_PREFIX): Reply | Promise<Reply> {
   let route: Route;
