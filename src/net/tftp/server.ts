@@ -307,13 +307,14 @@ export class TftpServer {
 
   /**
    * Arms dgram-native's send pump when the core says it may take over (octet, a full window of
-   * full blocks outstanding) and the file has the next bytes in memory: the pump then answers the
-   * in-order ACKs with the next windows, straight from those bytes, without a call into JS per
-   * block; the first datagram it does not answer disarms it and comes by the 'view' event.
+   * full blocks outstanding) and it can get at the next bytes: in memory (`bytesAt`), or for large
+   * blocks by reading the file's descriptor itself (PUMP_FILE_BLOCK_BYTES). The pump then answers
+   * the in-order ACKs with the next windows without a call into JS per block; the first datagram
+   * it does not answer disarms it and comes by the 'view' event.
    */
   private startPump(active: ActiveTransfer): void {
     const { socket, file } = active;
-    if (active.pumping || socket === undefined || file.bytesAt === undefined || !this.active.has(active)) return;
+    if (active.pumping || socket === undefined || !this.active.has(active)) return;
     const state = active.transfer.pumpable();
     if (state === undefined || state.windowSize > PUMP_MAX_WINDOW) return;
     const windowBytes = state.blockSize * state.windowSize;
@@ -322,7 +323,7 @@ export class TftpServer {
     let data: TftpPumpStart['data'];
     if (file.fd !== undefined && state.blockSize >= PUMP_FILE_BLOCK_BYTES) {
       data = { fd: file.fd, offset: state.offset, length: remaining };
-    } else {
+    } else if (file.bytesAt !== undefined) {
       try {
         // As much as the source holds from there (its read-ahead, the rest of a chunk), a window at least.
         data = file.bytesAt(state.offset, windowBytes);
@@ -331,6 +332,8 @@ export class TftpServer {
       }
       if (data.length > remaining) data = data.subarray(0, remaining);
       if (data.length < windowBytes) return;
+    } else {
+      return; // neither in memory nor in a file the pump can read: every block goes through the core
     }
     active.pumping = socket.startTftpPump({ address: active.peer.address, port: active.peer.port, blockSize: state.blockSize, windowSize: state.windowSize, nextBlock: state.nextBlock, data });
   }

@@ -353,15 +353,12 @@ export class Transfer {
     const sentAt = this.now() - progress.msSinceLastSend;
     try {
       for (let index = this.lastAcked + 1; index <= this.lastAcked + windowSize; index++) {
-        const packet = this.spare.pop() ?? Buffer.allocUnsafe(blockSize + 4);
-        packet.writeUInt16BE(Opcode.data, 0);
-        packet.writeUInt16BE(index % BLOCK_NUMBERS, 2);
+        const packet = this.dataPacket(index);
         octet.fill(packet, 4);
         this.outstanding.push({ packet, sentAt, sends: 1 });
       }
     } catch (error) {
-      if (!(error instanceof SourceError)) throw error;
-      return this.finish('source-error', error.message, serializeError(ErrorCode.notDefined, 'read error on the server'));
+      return this.sourceFailed(error);
     }
     this.counters.blocksSent += blocks;
     this.counters.bytesSent += blocks * blockSize;
@@ -410,18 +407,29 @@ export class Transfer {
     try {
       while (this.outstanding.length < windowSize && this.lastBlock === undefined) {
         const index = this.lastAcked + this.outstanding.length + 1;
-        const packet = this.spare.pop() ?? Buffer.allocUnsafe(blockSize + 4);
-        packet.writeUInt16BE(Opcode.data, 0);
-        packet.writeUInt16BE(index % BLOCK_NUMBERS, 2);
+        const packet = this.dataPacket(index);
         const length = producer.fill(packet, 4);
         if (length < blockSize) this.lastBlock = index;
         this.outstanding.push({ packet: length < blockSize ? packet.subarray(0, 4 + length) : packet, sentAt: 0, sends: 0 });
       }
     } catch (error) {
-      if (!(error instanceof SourceError)) throw error;
-      return this.finish('source-error', error.message, serializeError(ErrorCode.notDefined, 'read error on the server'));
+      return this.sourceFailed(error);
     }
     return this.transmitWindow();
+  }
+
+  /** A DATA packet for block `index` with room for a full block (a spare one when there is one); the caller fills it. */
+  private dataPacket(index: number): Buffer {
+    const packet = this.spare.pop() ?? Buffer.allocUnsafe((this.negotiated as NegotiatedOptions).blockSize + 4);
+    packet.writeUInt16BE(Opcode.data, 0);
+    packet.writeUInt16BE(index % BLOCK_NUMBERS, 2);
+    return packet;
+  }
+
+  /** The end of the transfer when reading the file failed (SourceError); anything else is a bug and goes on up. */
+  private sourceFailed(error: unknown): TransferStep {
+    if (!(error instanceof SourceError)) throw error;
+    return this.finish('source-error', error.message, serializeError(ErrorCode.notDefined, 'read error on the server'));
   }
 
   private transmitWindow(): TransferStep {
