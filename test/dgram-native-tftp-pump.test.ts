@@ -118,8 +118,9 @@ test('windows of 16 × 1468 go out as GSO runs, the client ACKing each window en
   t.true(x.server.stats().gsoSends >= windows - 1, 'each pumped window is one GSO message (1468 × 16 < 64 KiB)');
 });
 
-test('from a file: the pump reads each window itself (lock-step at 65464, windows of 4 × 16384) through its own descriptor, byte-identical', async (t) => {
-  for (const [blockSize, windowSize, windows] of [[65464, 1, 40], [16384, 4, 30]] as const) {
+test('from a file: the pump sends from its own mapping of it (lock-step at 512 and 65464, windows of 4 × 16384 and 16 × 1468), byte-identical', async (t) => {
+  // The first window's end is rarely page-aligned (512 × 1, 65464, 1468 × 16): the mapping starts at the page before.
+  for (const [blockSize, windowSize, windows] of [[512, 1, 300], [65464, 1, 40], [16384, 4, 30], [1468, 16, 20]] as const) {
     const file = await seededBuffer(43, blockSize * windowSize * windows);
     const x = await exchange(t, file, blockSize, windowSize, 1, fileOnDisk(t, file));
     await until(() => x.handedBack.length > 0);

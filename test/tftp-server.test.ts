@@ -2,7 +2,8 @@
 // they cannot send, against an in-process server on 127.0.0.1. Content is compared byte for byte.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ErrorCode, serializeAck } from '../src/net/tftp/packets.js';
 import { atftp, createFixture, curl, runClient, sha256, startServer, tftpHpa, type Fixture } from './tftp/fixture.js';
@@ -100,12 +101,11 @@ test('atftp with windowsize 1, 4, 16, tsize and timeout: byte-identical', async 
 
 test('the send pump carries octet transfers past the first window with real clients; the core keeps count', async (t) => {
   const { server, port, logs } = startServer(t, fixture);
-  // curl lock-step from the root directory (read-ahead; from 16 KiB blocks on the pump reads the
-  // file itself) and from the store (64 KiB chunks: blocks straddle chunks, the pump hands back at
-  // each chunk end), atftp windows, across block sizes. The last number is the share of blocks the
-  // pump must have sent at least: all but the first window, the last block and the hand-backs where
-  // the bytes in memory end (a 256 KiB read-ahead, a 64 KiB chunk: with 32 KiB windows over 64 KiB
-  // chunks that is every other window).
+  // curl lock-step from the root directory (the pump maps the file) and from the store (64 KiB
+  // chunks: blocks straddle chunks, the pump hands back at each chunk end), atftp windows, across
+  // block sizes. The last number is the share of blocks the pump must have sent at least: all but
+  // the first window, the last block and, from the store, the hand-backs where a chunk ends (with
+  // 32 KiB windows over 64 KiB chunks that is every other window).
   const runs: [string, string[], number][] = [
     ['f.bin', curl(port, 'f.bin', 512), 0.9],
     ['ipxe.efi', curl(port, 'ipxe.efi', 1468), 0.9],
@@ -261,6 +261,30 @@ test('a client that closes its port mid-transfer: the ICMP port unreachable ends
   t.is(server.stats().activeTransfers, 0, 'ended well before the 30 s give-up time');
   t.like(transferLines(logs).at(-1), { outcome: 'aborted-by-client', detail: 'client port unreachable' });
   t.is(server.stats().sendErrors, 0, 'not counted as a send error');
+});
+
+test('a root-directory file cut short mid-transfer: the transfer ends with an ERROR, never completes; the server keeps serving', async (t) => {
+  const { server, port, logs } = startServer(t, fixture);
+  const name = `shrinking-${randomBytes(4).toString('hex')}.bin`;
+  writeFileSync(join(fixture.root, name), randomBytes(64 * 1024));
+  t.teardown(() => rmSync(join(fixture.root, name), { force: true }));
+  const client = await rawClient(t, port);
+  client.rrq(name);
+  let reply = await client.next();
+  let blocks = 0;
+  // Lock-step at 512; the pump (sending from its mapping of the file) carries blocks 2 onwards.
+  for (; reply?.packet.type === 'data'; reply = await client.next()) {
+    blocks++;
+    // After block 4 the file is cut inside a page: the mapping reads zeros up to that page's end,
+    // the pages after it fault, and the core's own reads come short.
+    if (reply.packet.block === 4) truncateSync(join(fixture.root, name), 8000);
+    client.ack(reply.packet.block, reply.port);
+  }
+  t.is(reply?.packet.type, 'error', `after ${blocks} blocks: an ERROR, not a last block`);
+  t.like(transferLines(logs).at(-1), { outcome: 'source-error' });
+  t.is(server.stats().outcomes.complete, 0);
+  const run = await runClient(t, 'curl', curl(port, 'f.bin', 1468));
+  t.is(sha256(run.data ?? Buffer.alloc(1)), expected('f.bin'), 'and the server serves the next transfer');
 });
 
 test('malformed datagrams on the server port and on a transfer port never stop the server', async (t) => {

@@ -104,9 +104,9 @@ export interface TftpPumpStart {
   /** Wire number (mod 65536) of the next block to send; the window up to the block before is outstanding. */
   nextBlock: number;
   /**
-   * The file's bytes from block nextBlock on: in memory, or to be read from an open file, one
-   * window per ACK (the pump reads from its own duplicate of `fd`). The pump sends only whole
-   * windows of whole blocks from them.
+   * The file's bytes from block nextBlock on: in memory, or `length` bytes of an open regular
+   * file at `offset`, which the pump maps read-only (its own mapping: `fd` may be closed
+   * meanwhile) and sends from. The pump sends only whole windows of whole blocks from them.
    */
   data: Buffer | TftpPumpFile;
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -84,11 +85,9 @@ typedef struct {
   uint32_t block_size;
   uint32_t window_size;
   uint16_t next_block;  // wire number of the next block to send; the expected ACK is the one before
-  uint8_t *data;        // file bytes from the next block on (a Buffer held by data_ref), or NULL:
-  int file_fd;          // -1, or the pump's own dup of a file's fd: each window is read from it
-  uint64_t file_offset; // (file mode) the file offset of the next block
-  uint8_t *window_buf;  // (file mode) one window, read per ACK into the same memory (kept warm)
-  size_t window_buf_len;
+  uint8_t *data;        // file bytes from the next block on: a Buffer held by data_ref, or in map
+  uint8_t *map;         // (file mode) the pump's own read-only mapping of the file, or NULL
+  size_t map_len;
   size_t data_len;      // bytes available from the next block on
   size_t pos;           // bytes of those already sent
   napi_ref data_ref;
@@ -152,8 +151,7 @@ typedef struct {
   } while (0)
 
 static void free_socket(dn_socket *s) {
-  if (s->pump.file_fd >= 0) close(s->pump.file_fd);
-  free(s->pump.window_buf);
+  if (s->pump.map != NULL) munmap(s->pump.map, s->pump.map_len);
   free(s->msgs);
   free(s->iovs);
   free(s->names);
@@ -509,7 +507,6 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->gro = gro;
   s->pump.last_rtt_ms = -1;
   s->pump.read_score = PUMP_SCORE_MAX / 4;
-  s->pump.file_fd = -1;
   for (uint32_t i = 0; i < batch_size; i++) {
     s->iovs[i].iov_base = s->slab + (size_t)i * slot_size;
     s->iovs[i].iov_len = slot_size;
@@ -699,22 +696,6 @@ static int send_messages(dn_socket *s, struct mmsghdr *msgs, uint32_t nmsgs, con
   return n;
 }
 
-// The next window's bytes: in memory, or read from the file into the pump's window buffer (one
-// pread per window, like a C server's read per block: the buffer stays in cache, where a large
-// read-ahead would not). NULL if the file could not give a whole window (an error, or it shrank):
-// the ACK then goes to the protocol core, whose own read reports it.
-static const uint8_t *pump_window(dn_pump *p, size_t window_bytes) {
-  if (p->file_fd < 0) return p->data + p->pos;
-  size_t done = 0;
-  while (done < window_bytes) {
-    ssize_t n = pread(p->file_fd, p->window_buf + done, window_bytes - done, (off_t)(p->file_offset + p->pos + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return NULL;
-    done += (size_t)n;
-  }
-  return p->window_buf;
-}
-
 // The TFTP pump's window: window_size DATA datagrams of block_size + 4 bytes, each a 4-byte header
 // and block_size bytes of `bytes` (two iovecs, no copy), in GSO runs as sendBatch makes them.
 // Returns the datagrams the kernel took (> 0), or -errno if it took none.
@@ -770,9 +751,7 @@ static bool pump_answer(dn_socket *s, int i, size_t offset) {
   size_t window_bytes = (size_t)p->window_size * p->block_size;
   if (p->data_len - p->pos < window_bytes) return false;
   uint64_t acked_at = uv_hrtime();
-  const uint8_t *bytes = pump_window(p, window_bytes);
-  if (bytes == NULL) return false;
-  int sent = pump_send_window(s, bytes);
+  int sent = pump_send_window(s, p->data + p->pos);
   if (sent < 0) return false;
   if (p->timed) p->last_rtt_ms = (double)(acked_at - p->last_send_ns) / 1e6;
   if ((uint32_t)sent < p->window_size) p->short_sends++;  // the rest counts as lost: the core's timer resends
@@ -895,15 +874,15 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   return make_int(env, sent);
 }
 
-// Lets go of what the pump reads from: the data Buffer's reference, the file's duplicate fd.
+// Lets go of what the pump reads from: the data Buffer's reference, the file's mapping.
 static void pump_release_source(napi_env env, dn_pump *p) {
   if (p->data_ref != NULL) {
     napi_delete_reference(env, p->data_ref);
     p->data_ref = NULL;
   }
-  if (p->file_fd >= 0) {
-    close(p->file_fd);
-    p->file_fd = -1;
+  if (p->map != NULL) {
+    munmap(p->map, p->map_len);
+    p->map = NULL;
   }
   p->data = NULL;
 }
@@ -964,9 +943,15 @@ static napi_value js_tftp_pump_start(napi_env env, napi_callback_info info) {
 }
 
 // tftpPumpStartFile(handle, fd, offset, length, address, port, blockSize, windowSize, nextBlock) -> 0 | -errno
-// As tftpPumpStart, with the file's bytes from block nextBlock on read from `fd` at `offset`
-// (`length` of them), one window per answered ACK. The pump reads from its own duplicate of fd,
-// closed when the pump stops, is rearmed or the socket closes: the caller may close fd at any time.
+// As tftpPumpStart, with the file's bytes from block nextBlock on being `length` bytes of `fd` at
+// `offset`. The pump maps them read-only (its own mapping: the caller may close fd at any time; it
+// is unmapped when the pump stops, is rearmed or the socket closes) and sends each window straight
+// from the page cache: the kernel copies each block once, into the datagram, where a read into a
+// buffer first would copy it twice, and no hand-back to JS is needed for more bytes. Only the
+// kernel touches the mapping (sendmmsg): a file cut short meanwhile makes that send fail with
+// EFAULT (no SIGBUS, which only a user-space access would raise), and the ACK goes to JS, whose
+// read reports the short file. Bytes past a new end inside the end's last page read as zeros: a
+// file rewritten in place mid-transfer is inconsistent with any read; replace files by rename.
 static napi_value js_tftp_pump_start_file(napi_env env, napi_callback_info info) {
   size_t argc = 9;
   napi_value argv[9];
@@ -982,20 +967,17 @@ static napi_value js_tftp_pump_start_file(napi_env env, napi_callback_info info)
   dn_pump *p = &s->pump;
   p->armed = false;
   pump_release_source(env, p);
-  if (file_fd < 0 || offset < 0 || length < 0) return make_int(env, -EINVAL);
+  if (file_fd < 0 || offset < 0 || length <= 0) return make_int(env, -EINVAL);
   int rc = 0;
   if (!pump_read_start(env, s, &argv[4], &rc)) return make_int(env, rc);
-  size_t window_bytes = (size_t)p->window_size * p->block_size;
-  if (p->window_buf_len < window_bytes) {
-    uint8_t *buf = realloc(p->window_buf, window_bytes);
-    if (buf == NULL) return make_int(env, -ENOMEM);
-    p->window_buf = buf;
-    p->window_buf_len = window_bytes;
-  }
-  int dup_fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 0);
-  if (dup_fd < 0) return make_int(env, -errno);
-  p->file_fd = dup_fd;
-  p->file_offset = (uint64_t)offset;
+  int64_t page = sysconf(_SC_PAGESIZE);
+  int64_t aligned = offset - offset % page;
+  size_t map_len = (size_t)(length + offset - aligned);
+  void *map = mmap(NULL, map_len, PROT_READ, MAP_SHARED, file_fd, (off_t)aligned);
+  if (map == MAP_FAILED) return make_int(env, -errno);
+  p->map = map;
+  p->map_len = map_len;
+  p->data = (uint8_t *)map + (offset - aligned);
   p->data_len = (size_t)length;
   p->armed = true;
   return make_int(env, 0);

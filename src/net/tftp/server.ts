@@ -69,16 +69,6 @@ const TRANSFER_RECEIVE_BATCH = 4;
 const TRANSFER_MAX_DATAGRAM = 516;
 /** The largest window dgram-native's TFTP send pump takes; larger windows go through the core only. */
 const PUMP_MAX_WINDOW = 64;
-/**
- * From this block size on, a file with a descriptor is read by the pump itself, one window per
- * ACK into one buffer that stays in cache, instead of from the bytes the source holds in memory
- * (at 65464 that was a 512 KiB span, read cold and handed back to JS every 8 blocks). Server CPU
- * per block (bench/RESULTS.md, TFTP sixth round): 65464: 27–32 µs instead of 34–40; 16384: 17–19
- * instead of 21–23; at 8192 a wash (14.0 vs 14.6 µs, mean of five A/B runs that went both ways),
- * at 4096 and 1468 the read-ahead costs the same or less. The same 16 KiB as the root directory's
- * own switch from its read-ahead to a pread per block (sources.ts).
- */
-const PUMP_FILE_BLOCK_BYTES = 16 * 1024;
 
 interface ActiveTransfer {
   peer: TftpPeer;
@@ -96,6 +86,8 @@ interface ActiveTransfer {
   timerAt: number;
   /** dgram-native's send pump is armed on the socket: the core must catch up (syncPump) before it acts. */
   pumping: boolean;
+  /** The pump refused to start (e.g. the file could not be mapped: out of memory or of mappings): the core sends every block. */
+  pumpRefused: boolean;
 }
 
 export class TftpServer {
@@ -215,10 +207,11 @@ export class TftpServer {
       fileSize: file.size,
       readBlock: (offset, length) => file.readBlock(offset, length),
       readBlockInto: file.readInto && ((target, targetOffset, offset, length) => file.readInto!(target, targetOffset, offset, length)),
+      fileUnchanged: file.unchanged && (() => file.unchanged!()),
       limits: this.limits,
       retransmit: this.options.retransmit,
     });
-    const active: ActiveTransfer = { peer, peerAddress: parseIPv4(peer.address), request, transfer, file, socket: undefined, strangers: undefined, timer: undefined, timerAt: 0, pumping: false };
+    const active: ActiveTransfer = { peer, peerAddress: parseIPv4(peer.address), request, transfer, file, socket: undefined, strangers: undefined, timer: undefined, timerAt: 0, pumping: false, pumpRefused: false };
     this.active.add(active);
     const step = transfer.start();
     if (step.finished) {
@@ -307,21 +300,22 @@ export class TftpServer {
 
   /**
    * Arms dgram-native's send pump when the core says it may take over (octet, a full window of
-   * full blocks outstanding) and it can get at the next bytes: in memory (`bytesAt`), or for large
-   * blocks by reading the file's descriptor itself (PUMP_FILE_BLOCK_BYTES). The pump then answers
-   * the in-order ACKs with the next windows without a call into JS per block; the first datagram
-   * it does not answer disarms it and comes by the 'view' event.
+   * full blocks outstanding) and it can get at the next bytes: a file's descriptor, which the pump
+   * maps and sends from up to the end of the file, or else the bytes the source holds in memory
+   * (`bytesAt`: the rest of a chunk). The pump then answers the in-order ACKs with the next windows
+   * without a call into JS per block; the first datagram it does not answer disarms it and comes by
+   * the 'view' event.
    */
   private startPump(active: ActiveTransfer): void {
     const { socket, file } = active;
-    if (active.pumping || socket === undefined || !this.active.has(active)) return;
+    if (active.pumping || active.pumpRefused || socket === undefined || !this.active.has(active)) return;
     const state = active.transfer.pumpable();
     if (state === undefined || state.windowSize > PUMP_MAX_WINDOW) return;
     const windowBytes = state.blockSize * state.windowSize;
     const remaining = file.size - state.offset;
     if (remaining < windowBytes) return;
     let data: TftpPumpStart['data'];
-    if (file.fd !== undefined && state.blockSize >= PUMP_FILE_BLOCK_BYTES) {
+    if (file.fd !== undefined) {
       data = { fd: file.fd, offset: state.offset, length: remaining };
     } else if (file.bytesAt !== undefined) {
       try {
@@ -335,7 +329,12 @@ export class TftpServer {
     } else {
       return; // neither in memory nor in a file the pump can read: every block goes through the core
     }
-    active.pumping = socket.startTftpPump({ address: active.peer.address, port: active.peer.port, blockSize: state.blockSize, windowSize: state.windowSize, nextBlock: state.nextBlock, data });
+    try {
+      active.pumping = socket.startTftpPump({ address: active.peer.address, port: active.peer.port, blockSize: state.blockSize, windowSize: state.windowSize, nextBlock: state.nextBlock, data });
+    } catch (error) {
+      active.pumpRefused = true;
+      this.log.warn({ peer: `${active.peer.address}:${active.peer.port}`, file: active.request.filename, err: error }, 'tftp: the send pump refused the transfer; the core sends every block');
+    }
   }
 
   /**

@@ -2,7 +2,7 @@
 // directory on disk, and (with the DHCP issue) the boot policy's per-node files. The server asks a
 // TftpFileSource by name and requester; a source answers with a size and a synchronous block reader,
 // or with why not (ERROR 1 / 2). Sources are asked in order by CompositeSource.
-import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync, type BigIntStats } from 'node:fs';
 import type { ChunkStore } from '../../store/chunks.js';
 
 export interface TftpPeer {
@@ -20,17 +20,22 @@ export interface TftpFile {
    */
   readInto?(target: Buffer, targetOffset: number, offset: number, length: number): number;
   /**
-   * Optional: the bytes from `offset` on that the source holds in memory anyway (a read-ahead
-   * buffer, a cached chunk), at least `length` where it can (not past the end of the file, nor of
-   * a chunk); possibly fewer. Valid until the next call of any read method of this file. The
-   * server's send pump sends DATA straight from it.
+   * Optional: the bytes from `offset` on that the source holds in memory anyway (a cached chunk),
+   * at least `length` where it can (not past the end of the file, nor of a chunk); possibly fewer.
+   * Valid until the next call of any read method of this file. The server's send pump sends DATA
+   * straight from it.
    */
   bytesAt?(offset: number, length: number): Buffer;
   /**
    * Optional: the open file descriptor of a regular file holding the bytes (valid until close()),
-   * for the server's send pump to read large blocks from itself, a window at a time.
+   * which the server's send pump maps and sends from (bytesAt is then not asked).
    */
   fd?: number;
+  /**
+   * Optional, for files that can change in place (a root directory's): false if the file's size,
+   * modification or status-change time differ from when it was opened.
+   */
+  unchanged?(): boolean;
   /** Called exactly once when the transfer ends (or is never started). */
   close(): void;
 }
@@ -182,12 +187,12 @@ export class RootDirectorySource implements TftpFileSource {
         closeSync(fd);
         return { error: 'access-violation', reason: `${filename} resolves to ${real}, outside the root ${this.root}` };
       }
-      const stat = fstatSync(fd);
+      const stat = fstatSync(fd, { bigint: true });
       if (!stat.isFile()) {
         closeSync(fd);
         return { error: 'access-violation', reason: `${filename} is not a regular file` };
       }
-      return fileReader(fd, stat.size);
+      return fileReader(fd, stat);
     } catch (error) {
       closeSync(fd);
       return { error: 'access-violation', reason: `cannot read ${filename}: ${(error as Error).message}` };
@@ -195,7 +200,8 @@ export class RootDirectorySource implements TftpFileSource {
   }
 }
 
-function fileReader(fd: number, size: number): TftpFile {
+function fileReader(fd: number, opened: BigIntStats): TftpFile {
+  const size = Number(opened.size);
   let buffer = Buffer.alloc(0);
   let bufferOffset = 0;
   let bufferLength = 0;
@@ -231,10 +237,9 @@ function fileReader(fd: number, size: number): TftpFile {
       const start = offset - bufferOffset;
       return buffer.copy(target, targetOffset, start, Math.min(start + length, bufferLength));
     },
-    bytesAt(offset, length) {
-      if (offset >= size) return Buffer.alloc(0);
-      fillReadAhead(offset, Math.min(length, size - offset));
-      return buffer.subarray(offset - bufferOffset, Math.min(bufferLength, size - bufferOffset));
+    unchanged() {
+      const now = fstatSync(fd, { bigint: true });
+      return now.size === opened.size && now.mtimeNs === opened.mtimeNs && now.ctimeNs === opened.ctimeNs;
     },
     close() {
       if (closed) return;

@@ -39,6 +39,12 @@ export interface TransferOptions {
   readBlock: ReadBlock;
   /** Optional: reads straight into the DATA packet (octet mode), saving the copy out of readBlock's buffer. */
   readBlockInto?: ReadBlockInto;
+  /**
+   * Optional: false if the file changed since it was opened. Asked before the last block goes out:
+   * a transfer of a file rewritten under it then ends with an ERROR instead of completing with
+   * bytes of two versions (or of none, past a cut).
+   */
+  fileUnchanged?: () => boolean;
   limits?: TftpLimits;
   retransmit?: Partial<RetransmitPolicy>;
   /** Milliseconds on a monotonic clock. */
@@ -409,7 +415,10 @@ export class Transfer {
         const index = this.lastAcked + this.outstanding.length + 1;
         const packet = this.dataPacket(index);
         const length = producer.fill(packet, 4);
-        if (length < blockSize) this.lastBlock = index;
+        if (length < blockSize) {
+          if (this.options.fileUnchanged?.() === false) throw new SourceError('the file changed during the transfer');
+          this.lastBlock = index;
+        }
         this.outstanding.push({ packet: length < blockSize ? packet.subarray(0, 4 + length) : packet, sentAt: 0, sends: 0 });
       }
     } catch (error) {
