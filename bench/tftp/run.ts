@@ -12,8 +12,17 @@
 //               through timeouts (≈ 0.3 MB/s); keel's window goes as UDP GSO runs and arrives whole.
 //   concurrent: 16 and 64 curl clients at once, blksize 1468 and 8192 (keel vs tftpd-hpa); MB/s =
 //               all bytes / wall time from the first start to the last exit
-// Usage: node --import tsx bench/tftp/run.ts [--cpu 1] [--runs 3] [--mib 64] [--atftpd PATH] [--sections curl,atftp,concurrent]
-//          [--blksizes 512,1468,8192,65464 (curl singles)] [--variant NAME=SERVE_SCRIPT ...]
+//   small:      1,000 sequential transfers of a 1,000-byte file (2 blocks of 512, as an iPXE
+//               script or a config in a boot storm) by one scripted client (small-files-client.mjs:
+//               curl or atftp would mostly measure their own start-up), keel vs tftpd-hpa: here the
+//               cost per transfer (sockets, open, set-up) is what counts. Back to back, and 1 ms
+//               apart (the server idles in between, as between a storm's nodes: V8 then runs its
+//               garbage collector differently; MB/s then counts the pauses too, CPU does not)
+// Usage: node --import tsx bench/tftp/run.ts [--cpu 1] [--runs 3] [--mib 64] [--atftpd PATH] [--sections curl,atftp,concurrent,small]
+//          [--blksizes 512,1468,8192,65464 (curl singles)] [--keel KEEL] [--variant NAME=KEEL ...]
+// KEEL is keel's TFTP server as a serve script run under tsx (`*.ts`; default: test/tftp/serve.ts,
+// the server alone), or the shipped program (`dist/keel`, or the bundle `*.cjs` run by node) as
+// `keel serve --tftp-root` with a fresh data directory: the whole head, as deployed, without tsx.
 // --variant adds another keel build (e.g. a copy of the last commit's tree: its test/tftp/serve.ts)
 // to every comparison, alternated with the others in the same run: an A/B under the same load.
 // Needs tftpd-hpa's in.tftpd, atftpd (it conflicts with tftpd-hpa as a package: extract it with
@@ -34,9 +43,10 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     mib: { type: 'string', default: '64' },
     atftpd: { type: 'string', default: 'atftpd' },
-    sections: { type: 'string', default: 'curl,atftp,concurrent' },
+    sections: { type: 'string', default: 'curl,atftp,concurrent,small' },
     variant: { type: 'string', multiple: true, default: [] },
     blksizes: { type: 'string', default: '512,1468,8192,65464' },
+    keel: { type: 'string', default: fileURLToPath(new URL('../../test/tftp/serve.ts', import.meta.url)) },
   },
 });
 const variants = values.variant.map((spec) => {
@@ -47,7 +57,6 @@ const variants = values.variant.map((spec) => {
 const cpu = values.cpu;
 const runs = Number(values.runs);
 const MiB = 1024 * 1024;
-const serveScript = fileURLToPath(new URL('../../test/tftp/serve.ts', import.meta.url));
 
 const root = mkdtempSync(join(tmpdir(), 'keel-bench-tftp-'));
 chmodSync(root, 0o755); // in.tftpd drops to its own user
@@ -55,6 +64,10 @@ const bigSize = Number(values.mib) * MiB;
 writeFileSync(join(root, 'big.bin'), await seededBuffer(7, bigSize));
 writeFileSync(join(root, 'small.bin'), await seededBuffer(8, 16 * MiB)); // for blksize 512
 writeFileSync(join(root, 'each.bin'), await seededBuffer(9, 4 * MiB)); // per concurrent client
+const SMALL_FILE_BYTES = 1000;
+const SMALL_FILE_TRANSFERS = 1000;
+writeFileSync(join(root, 'script.ipxe'), await seededBuffer(10, SMALL_FILE_BYTES));
+const smallFilesClient = fileURLToPath(new URL('./small-files-client.mjs', import.meta.url));
 
 /** A free UDP-less TCP probe is enough to pick a port number unlikely to be taken. */
 async function freePort(): Promise<number> {
@@ -74,7 +87,7 @@ interface Server {
   cgroup: string | undefined;
 }
 
-async function startServer(name: string, script = serveScript): Promise<Server> {
+async function startServer(name: string, keel = values.keel): Promise<Server> {
   const port = await freePort();
   const pinned = (command: string, args: string[]) => spawn('taskset', ['-c', cpu, command, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
   let child: ChildProcess;
@@ -82,10 +95,23 @@ async function startServer(name: string, script = serveScript): Promise<Server> 
     child = pinned('in.tftpd', ['-L', '-a', `127.0.0.1:${port}`, '-s', root]);
   } else if (name === 'atftpd') {
     child = pinned(values.atftpd, ['--daemon', '--no-fork', '--port', String(port), '--bind-address', '127.0.0.1', '--logfile', '/dev/null', '--user', 'root', '--group', 'root', root]);
-  } else {
+  } else if (keel.endsWith('.ts')) {
     // keel or a variant. Logs at info (one line per transfer) go to stderr, ignored: their cost is counted.
-    child = pinned(process.execPath, ['--import', 'tsx', script, '--bind', '127.0.0.1', '--port', String(port), '--root', root, '--log-level', 'info']);
+    child = pinned(process.execPath, ['--import', 'tsx', keel, '--bind', '127.0.0.1', '--port', String(port), '--root', root, '--log-level', 'info']);
     await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
+  } else {
+    const dataDir = mkdtempSync(join(tmpdir(), 'keel-bench-tftp-data-'));
+    const httpPort = await freePort();
+    const program = keel.endsWith('.cjs') ? [process.execPath, keel] : [keel];
+    child = spawn('taskset', ['-c', cpu, ...program, 'serve', '--data-dir', dataDir, '--bind', '127.0.0.1', '--http-port', String(httpPort), '--tftp-port', String(port), '--tftp-root', root, '--log-level', 'info'], {
+      stdio: 'ignore', env: { ...process.env, KEEL_ADMIN_PASSWORD: 'bench-password' },
+    });
+    child.once('exit', () => rmSync(dataDir, { recursive: true, force: true }));
+    // Up once its HTTP port answers: the head starts TFTP right after, well inside the settling time below.
+    for (let attempt = 0; !(await fetch(`http://127.0.0.1:${httpPort}/`).then(() => true, () => false)); attempt++) {
+      if (attempt === 300 || child.exitCode !== null) throw new Error(`${keel} serve did not start`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
   await new Promise((resolve) => setTimeout(resolve, 300));
   return { name, port, process: child, cgroup: cgroupFor(name, child.pid!) };
@@ -131,8 +157,11 @@ interface Measured {
   cpuUsPerBlock: number;
 }
 
-/** `clients` simultaneous transfers of `bytes` each in blocks of `blockSize`, served by `server`. */
-async function measure(server: Server, clients: number, bytes: number, blockSize: number, command: string, args: (out: string) => string[]): Promise<Measured> {
+/**
+ * `clients` simultaneous runs of `command`, each fetching `bytes` in blocks of `blockSize` from
+ * `server` (in `transfers` transfers of equal size: one, unless a run makes several).
+ */
+async function measure(server: Server, clients: number, bytes: number, blockSize: number, command: string, args: (out: string) => string[], transfers = 1): Promise<Measured> {
   const outDir = mkdtempSync(join(tmpdir(), 'keel-bench-out-'));
   try {
     const cpuBefore = cpuSecondsOf(server);
@@ -141,7 +170,7 @@ async function measure(server: Server, clients: number, bytes: number, blockSize
     const mbps = (clients * bytes) / 1e6 / ((performance.now() - start) / 1000);
     // Until a server's transfer has ended on its side too (tftpd-hpa's child exits after the last ACK).
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const blocks = clients * (Math.floor(bytes / blockSize) + 1);
+    const blocks = clients * transfers * (Math.floor(bytes / transfers / blockSize) + 1);
     return { mbps, cpuUsPerBlock: ((cpuSecondsOf(server) - cpuBefore) * 1e6) / blocks };
   } finally {
     rmSync(outDir, { recursive: true, force: true });
@@ -150,14 +179,14 @@ async function measure(server: Server, clients: number, bytes: number, blockSize
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function compare(label: string, peerName: 'tftpd-hpa' | 'atftpd', clients: number, bytes: number, blockSize: number, command: string, args: (port: number, out: string) => string[]) {
+async function compare(label: string, peerName: 'tftpd-hpa' | 'atftpd', clients: number, bytes: number, blockSize: number, command: string, args: (port: number, out: string) => string[], transfers = 1) {
   const servers = [await startServer('keel'), ...(await Promise.all(variants.map((v) => startServer(v.name, v.script)))), await startServer(peerName)];
   const results = new Map<string, Measured[]>(servers.map((s) => [s.name, []]));
   try {
     // One untimed transfer per server first: keel is a long-running process whose JIT warms up
     // once in its life (tftpd-hpa and atftpd are compiled C), and the first transfer costs that.
     for (const server of servers) {
-      await measure(server, clients, bytes, blockSize, command, (out) => args(server.port, out)).catch((error: Error) => {
+      await measure(server, clients, bytes, blockSize, command, (out) => args(server.port, out), transfers).catch((error: Error) => {
         throw new Error(`${label}, ${server.name} (warm-up): ${error.message}`);
       });
     }
@@ -165,7 +194,7 @@ async function compare(label: string, peerName: 'tftpd-hpa' | 'atftpd', clients:
       // Rotate the order, so that a change in the machine's load hits every side.
       for (let k = 0; k < servers.length; k++) {
         const server = servers[(i + k) % servers.length]!;
-        results.get(server.name)!.push(await measure(server, clients, bytes, blockSize, command, (out) => args(server.port, out)).catch((error: Error) => {
+        results.get(server.name)!.push(await measure(server, clients, bytes, blockSize, command, (out) => args(server.port, out), transfers).catch((error: Error) => {
           throw new Error(`${label}, ${server.name}: ${error.message}`);
         }));
       }
@@ -222,6 +251,10 @@ try {
     for (const blksize of [1468, 8192]) {
       await compare(`${clients} curl clients, blksize ${blksize}`, 'tftpd-hpa', clients, 4 * MiB, blksize, 'curl', (port, out) => curlArgs(port, 'each.bin', blksize, out));
     }
+  }
+  for (const pauseMs of sections.has('small') ? [0, 1] : []) {
+    await compare(`${SMALL_FILE_TRANSFERS} × ${SMALL_FILE_BYTES} B, ${pauseMs === 0 ? 'back to back' : `${pauseMs} ms apart`}`, 'tftpd-hpa', 1, SMALL_FILE_TRANSFERS * SMALL_FILE_BYTES, 512, process.execPath,
+      (port) => [smallFilesClient, String(port), 'script.ipxe', String(SMALL_FILE_BYTES), String(SMALL_FILE_TRANSFERS), String(pauseMs)], SMALL_FILE_TRANSFERS);
   }
 } finally {
   console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);

@@ -2,7 +2,7 @@
 // directory on disk, and (with the DHCP issue) the boot policy's per-node files. The server asks a
 // TftpFileSource by name and requester; a source answers with a size and a synchronous block reader,
 // or with why not (ERROR 1 / 2). Sources are asked in order by CompositeSource.
-import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync, type Stats } from 'node:fs';
 import type { ChunkStore } from '../../store/chunks.js';
 
 export interface TftpPeer {
@@ -150,11 +150,6 @@ export class ChunkStoreSource implements TftpFileSource {
   }
 }
 
-/** Read-ahead per open file: one pread serves many small blocks. */
-const READ_AHEAD_BYTES = 256 * 1024;
-/** Blocks at least this large are read with their own pread straight into the packet: a syscall per block costs less than a second copy. */
-const DIRECT_READ_BYTES = 16 * 1024;
-
 /**
  * Regular files under a root directory. The file is opened first and its real path is then read
  * from /proc/self/fd, so the containment check applies to the file actually opened: a symlink
@@ -187,7 +182,7 @@ export class RootDirectorySource implements TftpFileSource {
         closeSync(fd);
         return { error: 'access-violation', reason: `${filename} resolves to ${real}, outside the root ${this.root}` };
       }
-      const stat = fstatSync(fd, { bigint: true });
+      const stat = fstatSync(fd);
       if (!stat.isFile()) {
         closeSync(fd);
         return { error: 'access-violation', reason: `${filename} is not a regular file` };
@@ -200,11 +195,16 @@ export class RootDirectorySource implements TftpFileSource {
   }
 }
 
-function fileReader(fd: number, opened: BigIntStats): TftpFile {
-  const size = Number(opened.size);
+/**
+ * A root-directory file. The core reads only what the send pump does not send from its mapping of
+ * the file (the first window, resends, the last block, netascii): a pread each, straight into the
+ * packet. (A 256 KiB read-ahead per open file, from when the pump sent from it, cost an allocation
+ * per transfer that kept V8's major GC busy with tiny files: bench/RESULTS.md, TFTP seventh round.)
+ */
+function fileReader(fd: number, opened: Stats): TftpFile {
+  const { size } = opened;
+  /** readBlock's buffer, reused: allocated at the first call's length (the block size). */
   let buffer = Buffer.alloc(0);
-  let bufferOffset = 0;
-  let bufferLength = 0;
   let closed = false;
   /** Reads until `length` bytes or the end of the file (readSync may return less than asked; 0 is the end). */
   const readFully = (target: Buffer, targetOffset: number, offset: number, length: number): number => {
@@ -216,30 +216,18 @@ function fileReader(fd: number, opened: BigIntStats): TftpFile {
     }
     return done;
   };
-  /** Makes the read-ahead buffer hold `offset`..`offset + length` if the file has it. */
-  const fillReadAhead = (offset: number, length: number): void => {
-    if (offset >= bufferOffset && offset + length <= bufferOffset + bufferLength) return;
-    if (buffer.length < Math.max(length, READ_AHEAD_BYTES)) buffer = Buffer.allocUnsafe(Math.max(length, READ_AHEAD_BYTES));
-    bufferOffset = offset;
-    bufferLength = readFully(buffer, 0, offset, buffer.length);
-  };
   return {
     size,
     fd,
     readBlock(offset, length) {
-      fillReadAhead(offset, length);
-      const start = offset - bufferOffset;
-      return buffer.subarray(start, Math.min(start + length, bufferLength));
+      if (buffer.length < length) buffer = Buffer.allocUnsafe(length);
+      return buffer.subarray(0, readFully(buffer, 0, offset, length));
     },
-    readInto(target, targetOffset, offset, length) {
-      if (length >= DIRECT_READ_BYTES) return readFully(target, targetOffset, offset, length);
-      fillReadAhead(offset, length);
-      const start = offset - bufferOffset;
-      return buffer.copy(target, targetOffset, start, Math.min(start + length, bufferLength));
-    },
+    readInto: readFully,
     unchanged() {
-      const now = fstatSync(fd, { bigint: true });
-      return now.size === opened.size && now.mtimeNs === opened.mtimeNs && now.ctimeNs === opened.ctimeNs;
+      // Milliseconds as doubles keep a fraction down to about a microsecond: any write since moves them.
+      const now = fstatSync(fd);
+      return now.size === size && now.mtimeMs === opened.mtimeMs && now.ctimeMs === opened.ctimeMs;
     },
     close() {
       if (closed) return;
