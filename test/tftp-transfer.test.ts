@@ -35,13 +35,14 @@ function summary(step: TransferStep): Array<number | string> {
   });
 }
 
-function newTransfer(fileSize: number, options: Record<string, string> = {}, extra: { mode?: TransferMode; readBlock?: ReadBlock; readBlockInto?: ReadBlockInto; limits?: TftpLimits; retransmit?: Partial<RetransmitPolicy> } = {}) {
+function newTransfer(fileSize: number, options: Record<string, string> = {}, extra: { mode?: TransferMode; readBlock?: ReadBlock; readBlockInto?: ReadBlockInto; fileUnchanged?: () => boolean; limits?: TftpLimits; retransmit?: Partial<RetransmitPolicy> } = {}) {
   const clock = { now: 0 };
   const transfer = new Transfer({
     request: { filename: 'f', mode: extra.mode ?? 'octet', options: Object.entries(options).map(([name, value]) => ({ name, value })) },
     fileSize,
     readBlock: extra.readBlock ?? synthetic,
     readBlockInto: extra.readBlockInto,
+    fileUnchanged: extra.fileUnchanged,
     limits: extra.limits,
     retransmit: extra.retransmit,
     now: () => clock.now,
@@ -580,6 +581,27 @@ test('send pump: never in netascii; no progress changes nothing; a source failin
 });
 
 
+
+test('the file is checked before the last block only: changed, the transfer ends with ERROR 0 instead of the last block', (t) => {
+  for (const [fileSize, mode] of [[1300, 'octet'], [1024, 'octet'], [1300, 'netascii']] as const) {
+    let checks = 0;
+    let changed = false;
+    const { transfer } = newTransfer(fileSize, {}, { mode, fileUnchanged: () => (checks++, !changed) });
+    t.deepEqual(summary(transfer.start()), [1]);
+    t.deepEqual(summary(transfer.onAck(1)), [2]);
+    t.is(checks, 0, `${fileSize} ${mode}: full blocks go out unchecked`);
+    changed = true;
+    const step = transfer.onAck(2);
+    t.is(checks, 1);
+    t.deepEqual(summary(step), ['error 0'], `${fileSize} ${mode}: no block 3`);
+    t.like(step.finished, { outcome: 'source-error', detail: 'the file changed during the transfer' });
+  }
+  const { transfer } = newTransfer(1300, {}, { fileUnchanged: () => true });
+  transfer.start();
+  transfer.onAck(1);
+  t.deepEqual(summary(transfer.onAck(2)), [3]);
+  t.like(transfer.onAck(3).finished, { outcome: 'complete' });
+});
 
 test('malformed packets and non-ACKs from the client end the transfer with ERROR 4, never a throw', (t) => {
   for (const buf of [Buffer.from([0]), Buffer.from([0, 4, 1]), Buffer.from([0, 9, 0, 0]), serializeData(1, Buffer.alloc(3)), serializeRequest({ filename: 'f', mode: 'octet', options: [] })]) {

@@ -199,7 +199,7 @@ export class RootDirectorySource implements TftpFileSource {
  * A root-directory file. The core reads only what the send pump does not send from its mapping of
  * the file (the first window, resends, the last block, netascii): a pread each, straight into the
  * packet. (A 256 KiB read-ahead per open file, from when the pump sent from it, cost an allocation
- * per transfer that kept V8's major GC busy with tiny files: bench/RESULTS.md, TFTP seventh round.)
+ * per transfer that kept V8's major GC busy with small files: bench/RESULTS.md, TFTP eighth round.)
  */
 function fileReader(fd: number, opened: Stats): TftpFile {
   const { size } = opened;
@@ -225,8 +225,13 @@ function fileReader(fd: number, opened: Stats): TftpFile {
     },
     readInto: readFully,
     unchanged() {
+      let now: Stats;
+      try {
+        now = fstatSync(fd);
+      } catch {
+        return false; // cannot tell: not sent as complete
+      }
       // Milliseconds as doubles keep a fraction down to about a microsecond: any write since moves them.
-      const now = fstatSync(fd);
       return now.size === size && now.mtimeMs === opened.mtimeMs && now.ctimeMs === opened.ctimeMs;
     },
     close() {
