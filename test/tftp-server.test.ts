@@ -2,7 +2,7 @@
 // they cannot send, against an in-process server on 127.0.0.1. Content is compared byte for byte.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readlinkSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { readdirSync, readlinkSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ErrorCode, serializeAck } from '../src/net/tftp/packets.js';
@@ -285,6 +285,33 @@ test('a root-directory file cut short mid-transfer: the transfer ends with an ER
   t.is(server.stats().outcomes.complete, 0);
   const run = await runClient(t, 'curl', curl(port, 'f.bin', 1468));
   t.is(sha256(run.data ?? Buffer.alloc(1)), expected('f.bin'), 'and the server serves the next transfer');
+});
+
+test('a root-directory file replaced by rename mid-transfer: the running transfer completes with the old content, the next gets the new', async (t) => {
+  const { port, logs } = startServer(t, fixture);
+  const name = `replaced-${randomBytes(4).toString('hex')}.bin`;
+  const [before, after] = [randomBytes(20_000), randomBytes(30_000)];
+  writeFileSync(join(fixture.root, name), before);
+  t.teardown(() => rmSync(join(fixture.root, name), { force: true }));
+  const client = await rawClient(t, port);
+  client.rrq(name);
+  const received: Buffer[] = [];
+  for (let reply = await client.next(); reply?.packet.type === 'data'; reply = await client.next()) {
+    received.push(reply.packet.payload);
+    // As `install` or `mv` replace a file: a new inode renamed over the one being sent (which
+    // unlinks it and moves its ctime, not its content).
+    if (reply.packet.block === 4) {
+      writeFileSync(join(fixture.root, `${name}.new`), after);
+      renameSync(join(fixture.root, `${name}.new`), join(fixture.root, name));
+    }
+    client.ack(reply.packet.block, reply.port);
+    if (reply.packet.payload.length < 512) break;
+  }
+  t.true(Buffer.concat(received).equals(before), 'the old content, whole');
+  for (let i = 0; i < 100 && transferLines(logs).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.like(transferLines(logs).at(-1), { outcome: 'complete' }); // logged once the final ACK is in
+  const run = await runClient(t, 'curl', curl(port, name, 1468));
+  t.true(run.data?.equals(after), 'the next transfer gets the new file');
 });
 
 test('malformed datagrams on the server port and on a transfer port never stop the server', async (t) => {

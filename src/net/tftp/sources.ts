@@ -32,8 +32,8 @@ export interface TftpFile {
    */
   fd?: number;
   /**
-   * Optional, for files that can change in place (a root directory's): false if the file's size,
-   * modification or status-change time differ from when it was opened.
+   * Optional, for files that can change in place (a root directory's): false if the file's size or
+   * modification time differ from when it was opened.
    */
   unchanged?(): boolean;
   /** Called exactly once when the transfer ends (or is never started). */
@@ -231,8 +231,9 @@ function fileReader(fd: number, opened: Stats): TftpFile {
       } catch {
         return false; // cannot tell: not sent as complete
       }
-      // Milliseconds as doubles keep a fraction down to about a microsecond: any write since moves them.
-      return now.size === size && now.mtimeMs === opened.mtimeMs && now.ctimeMs === opened.ctimeMs;
+      // Any write moves mtime (milliseconds as doubles keep a fraction down to about a microsecond).
+      // Not ctime: replacing the file by rename unlinks the one being sent, which moves its ctime.
+      return now.size === size && now.mtimeMs === opened.mtimeMs;
     },
     close() {
       if (closed) return;
