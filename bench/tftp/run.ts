@@ -51,8 +51,8 @@ const { values } = parseArgs({
 });
 const variants = values.variant.map((spec) => {
   const at = spec.indexOf('=');
-  if (at <= 0) throw new Error(`--variant NAME=SERVE_SCRIPT, got ${spec}`);
-  return { name: spec.slice(0, at), script: spec.slice(at + 1) };
+  if (at <= 0) throw new Error(`--variant NAME=KEEL, got ${spec}`);
+  return { name: spec.slice(0, at), keel: spec.slice(at + 1) };
 });
 const cpu = values.cpu;
 const runs = Number(values.runs);
@@ -180,7 +180,7 @@ async function measure(server: Server, clients: number, bytes: number, blockSize
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function compare(label: string, peerName: 'tftpd-hpa' | 'atftpd', clients: number, bytes: number, blockSize: number, command: string, args: (port: number, out: string) => string[], transfers = 1) {
-  const servers = [await startServer('keel'), ...(await Promise.all(variants.map((v) => startServer(v.name, v.script)))), await startServer(peerName)];
+  const servers = [await startServer('keel'), ...(await Promise.all(variants.map((v) => startServer(v.name, v.keel)))), await startServer(peerName)];
   const results = new Map<string, Measured[]>(servers.map((s) => [s.name, []]));
   try {
     // One untimed transfer per server first: keel is a long-running process whose JIT warms up
