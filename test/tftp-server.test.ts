@@ -2,7 +2,7 @@
 // they cannot send, against an in-process server on 127.0.0.1. Content is compared byte for byte.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readlinkSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ErrorCode, serializeAck } from '../src/net/tftp/packets.js';
@@ -312,6 +312,21 @@ test('a root-directory file replaced by rename mid-transfer: the running transfe
   t.like(transferLines(logs).at(-1), { outcome: 'complete' }); // logged once the final ACK is in
   const run = await runClient(t, 'curl', curl(port, name, 1468));
   t.true(run.data?.equals(after), 'the next transfer gets the new file');
+});
+
+test('a file the send pump cannot map: logged once, the core sends every block, byte-identical', async (t) => {
+  // /dev/null cannot be mapped (ENODEV): a source whose descriptor is that, with the bytes in memory.
+  const bytes = randomBytes(100_000);
+  const fd = openSync('/dev/null', 'r');
+  t.teardown(() => closeSync(fd));
+  const source = { open: () => ({ size: bytes.length, fd, readBlock: (offset: number, length: number) => bytes.subarray(offset, offset + length), close: () => {} }) };
+  const { server, port, logs } = startServer(t, fixture, { source });
+  const run = await runClient(t, 'curl', curl(port, 'unmappable.bin', 512));
+  t.is(run.exitCode, 0, run.output);
+  t.true(run.data?.equals(bytes), 'byte-identical');
+  t.is(server.stats().pumpedBlocks, 0);
+  t.is(logs.filter((l) => l.msg === 'tftp: the send pump refused the transfer; the core sends every block').length, 1);
+  t.like(transferLines(logs).at(-1), { outcome: 'complete' });
 });
 
 test('malformed datagrams on the server port and on a transfer port never stop the server', async (t) => {

@@ -319,7 +319,7 @@ export class TftpServer {
       data = { fd: file.fd, offset: state.offset, length: remaining };
     } else if (file.bytesAt !== undefined) {
       try {
-        // As much as the source holds from there (its read-ahead, the rest of a chunk), a window at least.
+        // As much as the source holds from there (the rest of a chunk), a window at least.
         data = file.bytesAt(state.offset, windowBytes);
       } catch {
         return; // the core's own read of the next block reports the failure (source-error)
