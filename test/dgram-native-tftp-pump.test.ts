@@ -36,7 +36,7 @@ interface Exchange {
  * A transfer of `file` in windows of `windowSize` blocks of `blockSize` bytes, numbered from
  * `firstBlock` on the wire: the test sends the first window itself (as the protocol core would),
  * then arms the pump for the rest, from memory or (`fromPath`) from that file's descriptor, which
- * the test closes at once (the pump reads from its own duplicate). The client ACKs the last block
+ * the test closes at once (the pump sends from its own mapping). The client ACKs the last block
  * of each window.
  */
 async function exchange(t: { teardown(fn: () => unknown): void }, file: Buffer, blockSize: number, windowSize: number, firstBlock: number, fromPath?: string): Promise<Exchange> {
