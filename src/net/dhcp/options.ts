@@ -380,46 +380,6 @@ export const PxeDiscoveryControl = {
   USE_BOOTFILE: 8,
 } as const;
 
-export interface PxeBootMenuItem {
-  type: number;
-  description: string;
-}
-
-/** Sub-option 9: each item is a u16 boot server type, a length byte and a description. */
-export function encodePxeBootMenu(items: PxeBootMenuItem[]): Buffer {
-  return Buffer.concat(
-    items.map((item) => {
-      const description = Buffer.from(item.description, 'latin1');
-      const head = Buffer.alloc(3);
-      head.writeUInt16BE(item.type);
-      head[2] = description.length;
-      return Buffer.concat([head, description]);
-    }),
-  );
-}
-
-/** Sub-option 10: a timeout in seconds (255: wait for a key) and the prompt text. */
-export function encodePxeMenuPrompt(timeoutSeconds: number, prompt: string): Buffer {
-  return Buffer.concat([Buffer.from([timeoutSeconds]), Buffer.from(prompt, 'latin1')]);
-}
-
-export interface PxeBootServers {
-  type: number;
-  addresses: string[];
-}
-
-/** Sub-option 8: per boot server type, a u16 type, an address count and the IPv4 addresses. */
-export function encodePxeBootServers(servers: PxeBootServers[]): Buffer {
-  return Buffer.concat(
-    servers.map((server) => {
-      const head = Buffer.alloc(3);
-      head.writeUInt16BE(server.type);
-      head[2] = server.addresses.length;
-      return Buffer.concat([head, ...server.addresses.map(ipv4ToBuffer)]);
-    }),
-  );
-}
-
 /** Sub-option 71 as a client sends it in a boot server request: boot server type and layer. */
 export function decodePxeBootItem(value: Buffer): { type: number; layer: number } | undefined {
   if (value.length !== 4) return undefined;

@@ -1,6 +1,5 @@
 // The head's TFTP server as the config describes it: content-store files published as tftp/<path>,
-// then the optional root directory, on server.bind:tftp.port. The boot policy's per-node files
-// (DHCP issue) join as a further TftpFileSource in front of these.
+// then the optional root directory, on server.bind:tftp.port.
 import type { Logger } from 'pino';
 import type { KeelConfig } from '../../config.js';
 import type { ChunkStore } from '../../store/chunks.js';

@@ -7,7 +7,7 @@ import { createSocket, parseIPv4, type Datagram, type DgramNativeError, type Rec
 import { DEFAULT_LIMITS, type TftpLimits } from './options.js';
 import { ErrorCode, Opcode, serializeError } from './packets.js';
 import { classifyRequest, type ReadRequest } from './request.js';
-import { isOpenError, type TftpFile, type TftpFileSource, type TftpPeer } from './sources.js';
+import { isOpenError, type TftpFile, type TftpFileSource } from './sources.js';
 import { Transfer, type RetransmitPolicy, type TransferOutcome, type TransferResult, type TransferStep } from './transfer.js';
 
 export interface TftpServerOptions {
@@ -69,6 +69,11 @@ const TRANSFER_RECEIVE_BATCH = 4;
 const TRANSFER_MAX_DATAGRAM = 516;
 /** The largest window dgram-native's TFTP send pump takes; larger windows go through the core only. */
 const PUMP_MAX_WINDOW = 64;
+
+interface TftpPeer {
+  address: string;
+  port: number;
+}
 
 interface ActiveTransfer {
   peer: TftpPeer;
@@ -137,7 +142,7 @@ export class TftpServer {
     const closed: Promise<void>[] = [this.socket.close()];
     for (const active of [...this.active]) {
       const { socket, strangers } = active;
-      if (this.syncPump(active)) this.applyOnce(active, active.transfer.cancel('server shutting down'));
+      if (this.syncPump(active)) this.apply(active, active.transfer.cancel('server shutting down'));
       if (socket) closed.push(socket.close());
       if (strangers) closed.push(strangers.close());
     }
@@ -180,7 +185,7 @@ export class TftpServer {
     const where = `${peer.address}:${peer.port}`;
     let opened;
     try {
-      opened = await this.options.source.open(request.filename, peer);
+      opened = await this.options.source.open(request.filename);
     } catch (error) {
       this.counters.serverErrors++;
       this.log.error({ peer: where, file: request.filename, err: error }, 'tftp: file source failed');
@@ -237,7 +242,7 @@ export class TftpServer {
       // closed its socket (typically after the last block, its final ACK lost). Not a send error:
       // the transfer ends now instead of retransmitting into the void until the give-up time.
       if (error.code === 'ECONNREFUSED') {
-        if (this.syncPump(active)) this.applyOnce(active, active.transfer.onClientGone());
+        if (this.syncPump(active)) this.apply(active, active.transfer.onClientGone());
         return;
       }
       this.counters.sendErrors++;
@@ -245,6 +250,7 @@ export class TftpServer {
     };
     for (const socket of [active.socket!, active.strangers!]) socket.on('view', (view) => this.onTransferView(active, view, socket)).on('error', onError);
     this.apply(active, step);
+    this.startPump(active);
   }
 
   /**
@@ -287,15 +293,9 @@ export class TftpServer {
       }
       fromClient = true;
       if (!this.syncPump(active)) return;
-      this.applyOnce(active, this.onClientDatagram(active, view.data(i)));
+      this.apply(active, this.onClientDatagram(active, view.data(i)));
     }
     if ((fromClient || socket === active.socket) && this.syncPump(active)) this.startPump(active);
-  }
-
-  /** Sends a step's datagrams, arms the timer, ends the transfer if the step says so, else lets the pump take over. */
-  private apply(active: ActiveTransfer, step: TransferStep): void {
-    this.applyOnce(active, step);
-    this.startPump(active);
   }
 
   /**
@@ -350,7 +350,7 @@ export class TftpServer {
     this.counters.pumpedBlocks += progress.windows * active.transfer.negotiated!.windowSize;
     const step = active.transfer.onPumped(progress);
     if (step.finished) {
-      this.applyOnce(active, step);
+      this.apply(active, step);
       return false;
     }
     return true;
@@ -371,7 +371,12 @@ export class TftpServer {
     this.send(active.socket, serializeError(ErrorCode.unknownTransferId, 'unknown transfer ID'), from);
   }
 
-  private applyOnce(active: ActiveTransfer, step: TransferStep): void {
+  /**
+   * Sends a step's datagrams, then ends the transfer if the step says so, else arms its timer. It
+   * does not arm the send pump: a caller that may hand the transfer to the pump calls startPump
+   * after (onTransferView once per batch of datagrams, not per datagram).
+   */
+  private apply(active: ActiveTransfer, step: TransferStep): void {
     const { socket, peer } = active;
     if (socket && step.send.length === 1) {
       this.send(socket, step.send[0]!, peer);
@@ -406,7 +411,9 @@ export class TftpServer {
     active.timerAt = at;
     active.timer = setTimeout(() => {
       active.timer = undefined;
-      if (this.syncPump(active)) this.apply(active, active.transfer.onTimeout());
+      if (!this.syncPump(active)) return;
+      this.apply(active, active.transfer.onTimeout());
+      this.startPump(active);
     }, timeoutMs);
   }
 

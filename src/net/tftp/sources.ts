@@ -1,14 +1,9 @@
-// Where the TFTP server's files come from: the content store (files published for TFTP), a root
-// directory on disk, and (with the DHCP issue) the boot policy's per-node files. The server asks a
-// TftpFileSource by name and requester; a source answers with a size and a synchronous block reader,
-// or with why not (ERROR 1 / 2). Sources are asked in order by CompositeSource.
+// Where the TFTP server's files come from: the content store (files published for TFTP) and a root
+// directory on disk. The server asks a TftpFileSource by file name; a source answers with a size
+// and a synchronous block reader, or with why not (ERROR 1 / 2). Sources are asked in order by
+// CompositeSource.
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync, type Stats } from 'node:fs';
 import type { ChunkStore } from '../../store/chunks.js';
-
-export interface TftpPeer {
-  address: string;
-  port: number;
-}
 
 export interface TftpFile {
   size: number;
@@ -44,11 +39,8 @@ export type TftpOpenError = { error: 'not-found' | 'access-violation'; reason: s
 export type TftpOpenResult = TftpFile | TftpOpenError;
 
 export interface TftpFileSource {
-  /**
-   * `filename` as the request carried it (latin1, byte for byte); `peer` identifies the requester,
-   * so a source can generate per-node files (the boot policy: iPXE script, pxelinux/GRUB config).
-   */
-  open(filename: string, peer: TftpPeer): TftpOpenResult | Promise<TftpOpenResult>;
+  /** `filename` as the request carried it (latin1, byte for byte). */
+  open(filename: string): TftpOpenResult | Promise<TftpOpenResult>;
 }
 
 export function isOpenError(result: TftpOpenResult): result is TftpOpenError {
@@ -250,10 +242,10 @@ function fileReader(fd: number, opened: Stats): TftpFile {
 export class CompositeSource implements TftpFileSource {
   constructor(private readonly sources: readonly TftpFileSource[]) {}
 
-  async open(filename: string, peer: TftpPeer): Promise<TftpOpenResult> {
+  async open(filename: string): Promise<TftpOpenResult> {
     const reasons: string[] = [];
     for (const source of this.sources) {
-      const result = await source.open(filename, peer);
+      const result = await source.open(filename);
       if (!isOpenError(result) || result.error === 'access-violation') return result;
       reasons.push(result.reason);
     }

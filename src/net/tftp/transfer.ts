@@ -1,6 +1,11 @@
 // One read transfer as a state machine: events in (start, a datagram from the client, the timer),
 // datagrams and a timer setting out. No sockets and no timers of its own: the server owns those and
 // injects the clock, so every path runs in tests with a simulated client and a fake clock.
+// A client that goes silent is not dropped at once: each timeout resends the window (or the OACK)
+// with the RTO doubled, and the transfer gives up (ERROR 0) only at the first timeout that comes
+// both after maxRetries (5) retransmissions without progress and at least minGiveUpMs (30 s) after
+// the last progress (an ACK of something new, the pump's included, or the start). RetransmitPolicy
+// says why both.
 
 import { netasciiBlocks, octetBlocks, SourceError, type BlockProducer, type OctetProducer, type ReadBlock, type ReadBlockInto } from './blocks.js';
 import { DEFAULT_LIMITS, negotiateOptions, type NegotiatedOptions, type TftpLimits } from './options.js';
@@ -60,7 +65,7 @@ export type TransferOutcome =
   | 'aborted-by-client'
   /** The options could not be honoured; ERROR 8 was sent. */
   | 'negotiation-refused'
-  /** No progress after maxRetries retransmissions; ERROR 0 was sent. */
+  /** No progress through maxRetries retransmissions and minGiveUpMs (30 s); ERROR 0 was sent. */
   | 'timeout'
   /**
    * Every block was sent but the final window's ACK never came, through every retransmission:
@@ -305,7 +310,10 @@ export class Transfer {
     return this.finish(outcome, 'client port unreachable');
   }
 
-  /** The timer set by the last step fired. Early calls only re-arm it. */
+  /**
+   * The timer set by the last step fired. Early calls only re-arm it. Resends the window with the
+   * RTO doubled, or gives up once both limits of RetransmitPolicy are reached (maxRetries, minGiveUpMs).
+   */
   onTimeout(): TransferStep {
     if (this.phase === 'done' || this.phase === 'new') return this.idle();
     if (this.now() < this.deadline) return this.keepTimer();
