@@ -4,7 +4,8 @@ import test from 'ava';
 import { connect } from 'node:net';
 import { execa } from 'execa';
 import { remainderBudget } from '../src/boot/send-file.js';
-import { rawRequest, seededBuffer, sha256, upload } from './helpers/http-raw.js';
+import { rawRequest, sha256, upload } from './helpers/http-raw.js';
+import { seededBuffer } from './helpers/seeded-bytes.js';
 import { startTestHead } from './helpers/head.js';
 
 const MiB = 1024 * 1024;

@@ -2,7 +2,8 @@
 // kickstart files and per-node rendering, consistency checks, export → import.
 import test from 'ava';
 import { execa } from 'execa';
-import { rawRequest, seededBuffer, sha256, upload } from './helpers/http-raw.js';
+import { rawRequest, sha256, upload } from './helpers/http-raw.js';
+import { seededBuffer } from './helpers/seeded-bytes.js';
 import { startTestHead } from './helpers/head.js';
 
 async function setup(t: Parameters<typeof startTestHead>[0]) {

@@ -2,8 +2,8 @@
 // GC through /head/files/unused, frozen images, references, format detection.
 import test from 'ava';
 import { chunkStoreOf } from '../src/api/content.js';
-import { seededSha256 } from './helpers/seeded-bytes.js';
-import { abortedUpload, rawRequest, seededBuffer, sha256, upload } from './helpers/http-raw.js';
+import { seededBuffer, seededSha256 } from './helpers/seeded-bytes.js';
+import { abortedUpload, rawRequest, sha256, upload } from './helpers/http-raw.js';
 import { startTestHead, type TestHead } from './helpers/head.js';
 
 const MiB = 1024 * 1024;

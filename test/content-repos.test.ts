@@ -1,6 +1,7 @@
 // Repos with a locally hosted ISO, and distros referencing repos by name.
 import test from 'ava';
-import { rawRequest, seededBuffer, upload } from './helpers/http-raw.js';
+import { rawRequest, upload } from './helpers/http-raw.js';
+import { seededBuffer } from './helpers/seeded-bytes.js';
 import { startTestHead } from './helpers/head.js';
 
 test('repo ISO: upload, stat, download with a range, delete keeps the repo; distros take repo names', async (t) => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { LeaseStore } from '../src/store/leases.js';
 import { Store } from '../src/store/store.js';
 import { nodes } from '../src/cluster/model.js';
-import { ip, namespaces } from './dgram-native/namespaces.js';
+import { ip, namespaces } from './helpers/namespaces.js';
 import { prepareCluster, run, startKeelInNamespace } from './dhcp/keel-in-netns.js';
 
 interface Lab {

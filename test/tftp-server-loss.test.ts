@@ -7,9 +7,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ip, namespaces, runInNamespace } from './dgram-native/namespaces.js';
+import { ip, namespaces, runInNamespace } from './helpers/namespaces.js';
 import type { TftpServerStats } from '../src/net/tftp/server.js';
-import { runClient, seededBuffer, sha256 } from './tftp/fixture.js';
+import { seededBuffer } from './helpers/seeded-bytes.js';
+import { runClient, sha256 } from './tftp/fixture.js';
 
 const SERVER = '10.78.0.1';
 

@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { seededRandom } from './helpers/prng.js';
 import { encodeNetascii, type ReadBlock, type ReadBlockInto } from '../src/net/tftp/blocks.js';
 import type { TftpLimits } from '../src/net/tftp/options.js';
-import { parseTftp, serializeAck, serializeData, serializeError, serializeRequest, type TftpPacket } from '../src/net/tftp/packets.js';
+import { parseTftp, serializeAck, serializeData, serializeError, serializeRequest, type TftpOption, type TftpPacket } from '../src/net/tftp/packets.js';
 import type { TransferMode } from '../src/net/tftp/request.js';
 import { DEFAULT_RETRANSMIT, Transfer, type RetransmitPolicy, type TransferResult, type TransferStep } from '../src/net/tftp/transfer.js';
 
@@ -613,21 +613,137 @@ test('malformed packets and non-ACKs from the client end the transfer with ERROR
   }
 });
 
-test('fuzz: random datagrams into live transfers never throw', (t) => {
-  const random = seededRandom(7440);
-  for (let i = 0; i < 300; i++) {
-    const { transfer, clock } = newTransfer(Math.floor(random() * 20000), { windowsize: String(1 + Math.floor(random() * 8)) });
-    transfer.start();
-    for (let j = 0; j < 50 && transfer.result === undefined; j++) {
-      clock.now += random() * 500;
-      const kind = random();
-      t.notThrows(() => {
-        if (kind < 0.6) transfer.onDatagram(serializeAck(Math.floor(random() * 16)));
-        else if (kind < 0.8) transfer.onTimeout();
-        else transfer.onDatagram(Buffer.from(Array.from({ length: Math.floor(random() * 8) }, () => Math.floor(random() * 256))));
-      });
+/**
+ * Judges a read transfer's output as its client would. `wire` is what the client must end up with
+ * (the file, or its netascii encoding). Legitimate: the OACK the client asked for, until it is
+ * acknowledged and before any DATA; DATA whose block is in the window after the last acknowledged
+ * one and whose payload is exactly `wire` at that block's offset; an ERROR as the transfer's last
+ * and only packet; nothing once it has ended. `observe` takes each step with the packet that
+ * caused it and returns what was wrong.
+ */
+function clientReferee(wire: Buffer, blockSize: number, windowSize: number, oack: TftpOption[] | undefined) {
+  const lastBlock = Math.floor(wire.length / blockSize) + 1;
+  /** Highest block the client has acknowledged: 0 for the OACK, -1 before that. */
+  let acked = oack === undefined ? 0 : -1;
+  /** Highest block the client has received: 0 for the OACK. */
+  let received = -1;
+  let ended = false;
+  const stats = { dataChecked: 0 };
+
+  function observe(step: TransferStep, fed: TftpPacket | undefined): string[] {
+    const wrong: string[] = [];
+    if (ended) {
+      if (step.send.length > 0 || step.finished !== null) wrong.push(`sent ${step.send.length} packets or ended again after the end`);
+      return wrong;
     }
+    // The ACKs of blocks received and not yet acknowledged count; stale and future ones change nothing.
+    const ackedBefore = acked;
+    if (fed?.type === 'ack' && fed.block > acked && fed.block <= received) acked = fed.block;
+    for (const buf of step.send) {
+      const result = parseTftp(buf);
+      if (!result.ok) {
+        wrong.push(`sent an unparseable packet: ${result.reason}`);
+        continue;
+      }
+      const packet = result.packet;
+      if (packet.type === 'error') {
+        if (step.finished === null || step.send.length !== 1) wrong.push(`ERROR ${packet.code} is not the transfer's last and only packet`);
+      } else if (packet.type === 'oack') {
+        if (oack === undefined) wrong.push('OACK though no option is acknowledged');
+        else if (acked >= 0) wrong.push('OACK after the client acknowledged it');
+        else if (JSON.stringify(packet.options) !== JSON.stringify(oack)) wrong.push(`OACK ${JSON.stringify(packet.options)} for ${JSON.stringify(oack)}`);
+        received = Math.max(received, 0);
+      } else if (packet.type === 'data') {
+        const block = packet.block;
+        if (acked < 0) wrong.push(`DATA ${block} before the OACK was acknowledged`);
+        else if (block < 1 || block > lastBlock) wrong.push(`DATA ${block} outside blocks 1..${lastBlock}`);
+        else if (block <= acked || block > acked + windowSize) wrong.push(`DATA ${block} outside the window after ACK ${acked} (windowsize ${windowSize})`);
+        else if (!packet.payload.equals(wire.subarray((block - 1) * blockSize, block * blockSize))) wrong.push(`DATA ${block} is not the file's bytes at offset ${(block - 1) * blockSize}`);
+        else stats.dataChecked++;
+        received = Math.max(received, block);
+      } else {
+        wrong.push(`sent ${packet.type.toUpperCase()}`);
+      }
+    }
+    if (fed?.type === 'error' && step.send.length > 0) wrong.push('answered the client\'s ERROR (RFC 1350 §7: never)');
+    // Complete exactly when the client has just acknowledged the last block.
+    const lastBlockAcknowledged = acked === lastBlock && ackedBefore < lastBlock;
+    if (lastBlockAcknowledged !== (step.finished?.outcome === 'complete')) wrong.push(`${step.finished?.outcome ?? 'not ended'} with ACK ${acked} of last block ${lastBlock}`);
+    // A live transfer without a timer would wait forever for a client that has gone.
+    if (step.finished === null && step.timeoutMs === null) wrong.push('no timer while the transfer is live');
+    ended = step.finished !== null;
+    return wrong;
   }
+
+  return {
+    observe,
+    stats,
+    /** A plausible ACK: around the newest block received, stale, duplicate, in-window or just ahead (16-bit, so -1 is 65535). */
+    nearbyAck: (random: () => number) => (received + 1 - Math.floor(random() * (windowSize + 2))) & 0xffff,
+  };
+}
+
+test('fuzz: ACKs, ERRORs, garbage and timeouts into live transfers: only the OACK asked for, DATA with the file\'s bytes in the window, or a last ERROR', (t) => {
+  const random = seededRandom(7440);
+  const problems: string[] = [];
+  const outcomes = new Map<string, number>();
+  let dataChecked = 0;
+  for (let i = 0; i < 300; i++) {
+    const mode: TransferMode = random() < 0.25 ? 'netascii' : 'octet';
+    const requested: Record<string, string> = {};
+    if (random() < 0.5) requested.blksize = String(8 + Math.floor(random() * 1461));
+    if (random() < 0.7) requested.windowsize = String(1 + Math.floor(random() * 8));
+    if (random() < 0.3) requested.tsize = '0';
+    const blockSize = Number(requested.blksize ?? 512);
+    const windowSize = Number(requested.windowsize ?? 1);
+    // Up to 24 blocks, so that many transfers get to the end; some end on a block boundary, so that the last DATA is empty.
+    const fileSize = random() < 0.2 ? blockSize * Math.floor(random() * 8) : Math.floor(random() * blockSize * 24);
+    // Half the clients send ERRORs and garbage now and then; a quarter go silent early, so that the transfer times out.
+    const hostile = random() < 0.5;
+    const silentFrom = random() < 0.25 ? Math.floor(random() * 10) : Infinity;
+    const wire = mode === 'octet' ? synthetic(0, fileSize) : encodeNetascii(synthetic(0, fileSize));
+    // Every option asked for is within the default limits, so the OACK echoes it; tsize is the file's size, never offered in netascii.
+    const oack = Object.entries(requested).flatMap(([name, value]) => (name !== 'tsize' ? [{ name, value }] : mode === 'octet' ? [{ name, value: String(fileSize) }] : []));
+    const referee = clientReferee(wire, blockSize, windowSize, oack.length > 0 ? oack : undefined);
+    const { transfer, clock } = newTransfer(fileSize, requested, { mode });
+    const setting = `transfer ${i} (${mode}, ${fileSize} bytes, ${JSON.stringify(requested)})`;
+    const run = (event: string, fed: TftpPacket | undefined, call: () => TransferStep): boolean => {
+      let step: TransferStep;
+      try {
+        step = call();
+      } catch (error) {
+        problems.push(`${setting}, ${event}: threw ${(error as Error).stack}`);
+        return false;
+      }
+      problems.push(...referee.observe(step, fed).map((problem) => `${setting}, ${event}: ${problem}`));
+      return true;
+    };
+    if (!run('start', undefined, () => transfer.start())) continue;
+    // Events go on after the end: a finished transfer must stay silent.
+    for (let j = 0; j < 50; j++) {
+      clock.now += random() * 3000;
+      const kind = random();
+      if (kind < 0.2 || j >= silentFrom) {
+        if (!run(`event ${j}, timeout at ${Math.round(clock.now)} ms`, undefined, () => transfer.onTimeout())) break;
+        continue;
+      }
+      const datagram =
+        kind < 0.8 || !hostile ? serializeAck(referee.nearbyAck(random))
+        : kind < 0.9 ? serializeAck(Math.floor(random() * 65536))
+        : kind < 0.93 ? serializeError(Math.floor(random() * 9), 'client gives up')
+        : Buffer.from(Array.from({ length: Math.floor(random() * 8) }, () => Math.floor(random() * 256)));
+      const fed = parseTftp(datagram);
+      if (!run(`event ${j}, datagram ${datagram.toString('hex')}`, fed.ok ? fed.packet : undefined, () => transfer.onDatagram(datagram))) break;
+    }
+    const outcome = transfer.result?.outcome ?? 'live';
+    outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    dataChecked += referee.stats.dataChecked;
+  }
+  t.is(problems.length, 0, problems.slice(0, 10).join('\n'));
+  // The fuzzer must reach every way a transfer can end under it (and leave some running), and check many DATA packets.
+  const reached = JSON.stringify(Object.fromEntries(outcomes));
+  for (const outcome of ['complete', 'end-unconfirmed', 'timeout', 'protocol-error', 'aborted-by-client', 'aborted-after-oack', 'live']) t.true((outcomes.get(outcome) ?? 0) >= 3, `${outcome}: ${reached}`);
+  t.true(dataChecked > 1500, `only ${dataChecked} DATA packets checked`);
 });
 
 test('DATA packets are refilled in place once acknowledged: one buffer per window slot, not one per block', (t) => {

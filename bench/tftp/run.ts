@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { seededBuffer } from '../../test/tftp/fixture.js';
+import { seededBuffer } from '../../test/helpers/seeded-bytes.js';
 
 const { values } = parseArgs({
   options: {

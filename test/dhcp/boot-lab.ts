@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { ip, namespaces } from '../dgram-native/namespaces.js';
+import { ip, namespaces } from '../helpers/namespaces.js';
 
 export const SERVER_ADDRESS = '10.67.0.1';
 /** The site's DHCP server (proxy-mode tests) hands out addresses from this range. */

@@ -59,9 +59,3 @@ export function abortedUpload(url: string, token: string, seed: number, size: nu
 }
 
 export const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-
-export async function seededBuffer(seed: number, size: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const piece of seededBytes(seed, size)) parts.push(piece);
-  return Buffer.concat(parts);
-}

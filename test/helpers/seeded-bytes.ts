@@ -1,5 +1,5 @@
-// Deterministic pseudo-random file content for chunk store tests and benchmarks: AES-128-CTR
-// keystream from a seed, produced piece by piece so that a large file is never whole in memory.
+// Deterministic pseudo-random file content for tests and benchmarks: AES-128-CTR keystream from a
+// seed, produced piece by piece so that a large file is never whole in memory.
 import { createCipheriv, createHash } from 'node:crypto';
 
 export interface SeededOptions {
@@ -21,6 +21,13 @@ export async function* seededBytes(seed: number, size: number, options: SeededOp
     yield cipher.update(zeros.subarray(0, n));
     produced += n;
   }
+}
+
+/** `seededBytes(seed, size)` as one buffer, for content small enough to hold in memory. */
+export async function seededBuffer(seed: number, size: number): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  for await (const piece of seededBytes(seed, size)) pieces.push(piece);
+  return Buffer.concat(pieces);
 }
 
 /** The sha256 (hex) of `seededBytes(seed, size)`, computed the same streaming way. */

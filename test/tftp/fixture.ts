@@ -13,13 +13,7 @@ import { TftpServer, type TftpServerOptions } from '../../src/net/tftp/server.js
 import { ChunkStoreSource, CompositeSource, RootDirectorySource } from '../../src/net/tftp/sources.js';
 import { ChunkStore } from '../../src/store/chunks.js';
 import { Store } from '../../src/store/store.js';
-import { seededBytes } from '../helpers/seeded-bytes.js';
-
-export async function seededBuffer(seed: number, size: number): Promise<Buffer> {
-  const pieces: Buffer[] = [];
-  for await (const piece of seededBytes(seed, size)) pieces.push(piece);
-  return Buffer.concat(pieces);
-}
+import { seededBuffer } from '../helpers/seeded-bytes.js';
 
 export const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 

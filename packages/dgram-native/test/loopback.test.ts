@@ -1,6 +1,6 @@
 // dgram-native on loopback: what a datagram reports, per-datagram source address, batched
 // burst without loss, SO_REUSEPORT, truncation, close semantics and error paths. The multi-homed
-// cases (broadcast per interface, SO_BINDTODEVICE) are in dgram-native-netns.test.ts.
+// cases (broadcast per interface, SO_BINDTODEVICE) are in netns.test.ts.
 import test from 'ava';
 import dgram from 'node:dgram';
 import { once } from 'node:events';

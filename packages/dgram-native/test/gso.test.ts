@@ -5,7 +5,7 @@ import test from 'ava';
 import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { createSocket, type Datagram, type OutgoingDatagram, type PackedBatch } from 'dgram-native';
-import { ip, namespaces, runInNamespace } from './dgram-native/namespaces.js';
+import { ip, namespaces, runInNamespace } from '../../../test/helpers/namespaces.js';
 
 interface Seen {
   seq: number;
@@ -170,7 +170,7 @@ test('receive coalescing reads the first datagram at once and the next only afte
 test('when the kernel refuses GSO (datagrams over the route MTU) sendBatch falls back to one message per datagram', async (t) => {
   const [name] = Object.values(namespaces(t, 'dgngso', ['mtu'] as const));
   ip('-n', name!, 'link', 'set', 'lo', 'mtu', '1280');
-  const peer = runInNamespace(t, name!, fileURLToPath(new URL('./dgram-native/gso-fallback-peer.ts', import.meta.url)), []);
+  const peer = runInNamespace(t, name!, fileURLToPath(new URL('./child-processes/gso-fallback-peer.ts', import.meta.url)), []);
   const report = (await peer.nextLine()) as { before: unknown; first: unknown; afterFirst: unknown; second: unknown; received: { seq: number; length: number }[] };
   t.is(await peer.exited, 0);
   t.deepEqual(report.before, { gso: true, gsoSends: 0 });

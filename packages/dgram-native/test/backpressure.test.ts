@@ -11,9 +11,9 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { namespaces, runInNamespace } from './dgram-native/namespaces.js';
+import { namespaces, runInNamespace } from '../../../test/helpers/namespaces.js';
 
-const peer = fileURLToPath(new URL('./dgram-native/backpressure-peer.ts', import.meta.url));
+const peer = fileURLToPath(new URL('./child-processes/backpressure-peer.ts', import.meta.url));
 const MAX_QUEUED = 32;
 
 interface Report {

@@ -1,4 +1,4 @@
-// Runs inside a namespace whose lo has MTU 1280 (see dgram-native-gso.test.ts): a GSO send of
+// Runs inside a namespace whose lo has MTU 1280 (see gso.test.ts): a GSO send of
 // 1400-byte segments is refused by the kernel (a segment may not exceed the route MTU; EMSGSIZE,
 // EINVAL on older kernels) while the same datagrams sent one by one are fragmented and delivered.
 // Prints one JSON report: the batch results, the socket's GSO state before and after, and the

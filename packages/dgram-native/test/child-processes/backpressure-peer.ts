@@ -1,5 +1,5 @@
 // Runs inside a namespace whose loopback is rate-limited by a tbf qdisc (see
-// dgram-native-backpressure.test.ts): with the smallest send buffer, datagrams waiting in the
+// backpressure.test.ts): with the smallest send buffer, datagrams waiting in the
 // qdisc are still charged to the sender, so the kernel answers EAGAIN after a few sends. Prints
 // one JSON report of what send()/sendBatch() returned, the queue bound, 'drain', and what a
 // node:dgram receiver got.

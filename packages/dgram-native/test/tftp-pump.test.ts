@@ -1,13 +1,13 @@
 // dgram-native's TFTP send pump on loopback, against a scripted TFTP client (a plain socket that
 // ACKs what it receives): in-order ACKs are answered natively with the next DATA window, straight
 // from the given bytes, and everything else is handed to JS through the usual events with the pump
-// disarmed. The TFTP server's use of it is tested with real clients in test/tftp-server*.test.ts.
+// disarmed. The TFTP server's use of it is tested with real clients in keel's test/tftp-server*.test.ts.
 import test from 'ava';
 import { closeSync, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSocket, type UdpSocket } from 'dgram-native';
-import { seededBuffer } from './tftp/fixture.js';
+import { seededBuffer } from '../../../test/helpers/seeded-bytes.js';
 
 async function until(condition: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;

@@ -12,7 +12,7 @@ interface Sample {
 }
 
 test('300,000 open/close cycles leave RSS, heap and fd count flat', async (t) => {
-  const script = fileURLToPath(new URL('./dgram-native/open-close-loop.ts', import.meta.url));
+  const script = fileURLToPath(new URL('./child-processes/open-close-loop.ts', import.meta.url));
   const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', script, '300000'], { timeout: 90_000 });
   const { before, checkpoints } = JSON.parse(stdout) as { before: Sample; checkpoints: Sample[] };
   t.log(stdout.trim());

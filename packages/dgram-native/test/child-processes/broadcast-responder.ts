@@ -1,4 +1,4 @@
-// Runs inside the server namespace of dgram-native-netns.test.ts: answers each request with a
+// Runs inside the server namespace of netns.test.ts: answers each request with a
 // broadcast sent out of the interface the request arrived on (IP_PKTINFO ifindex), and prints
 // one JSON line per request so the test can check what the socket reported.
 // Usage: broadcast-responder.ts <port> <replyPort> [interface]

@@ -2,9 +2,9 @@
 // namespace on each. The clients are node:dgram peers, independent of the code under test.
 import test, { type ExecutionContext } from 'ava';
 import { fileURLToPath } from 'node:url';
-import { ip, namespaces, runInNamespace } from './dgram-native/namespaces.js';
+import { ip, namespaces, runInNamespace } from '../../../test/helpers/namespaces.js';
 
-const script = (name: string) => fileURLToPath(new URL(`./dgram-native/${name}`, import.meta.url));
+const script = (name: string) => fileURLToPath(new URL(`./child-processes/${name}`, import.meta.url));
 const SERVER_PORT = 6767;
 const REPLY_PORT = 6768;
 

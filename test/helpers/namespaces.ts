@@ -1,5 +1,6 @@
-// Network namespaces for the dgram-native tests: created per test with names that include the
-// pid, always deleted in teardown; processes started inside are killed by pid.
+// Network namespaces for the tests run as root (dgram-native's, the DHCP and TFTP servers'):
+// created per test with names that include the pid, always deleted in teardown; processes started
+// inside are killed by pid.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { ExecutionContext } from 'ava';
