@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { adminClass } from './api/routes/admins.js';
-import { hashPassword } from './api/passwords.js';
+import type { Model } from './model/model.js';
+import { hashPassword } from './model/passwords.js';
 import type { Store } from './store/store.js';
 
 const SECRET_KEY = 'jwt_secret';
@@ -27,8 +27,8 @@ export async function signingSecret(store: Store): Promise<Uint8Array> {
  * KEEL_ADMIN_PASSWORD, else it is random and written once to <data-dir>/initial-admin-password
  * (mode 0600). Returns where the password is, for the start-up message.
  */
-export async function ensureInitialAdmin(store: Store, dataDir: string, log: Logger, envPassword?: string): Promise<string | undefined> {
-  const admins = store.collection(adminClass.name, adminClass.indexes);
+export async function ensureInitialAdmin(model: Model, dataDir: string, log: Logger, envPassword?: string): Promise<string | undefined> {
+  const admins = model.admins.collection;
   if (admins.count() > 0) return undefined;
   const password = envPassword || randomBytes(12).toString('base64url');
   const passwordFile = join(dataDir, INITIAL_PASSWORD_FILE);
@@ -39,7 +39,7 @@ export async function ensureInitialAdmin(store: Store, dataDir: string, log: Log
     writeFileSync(passwordFile, password + '\n', { mode: 0o600, flush: true });
   }
   const password_hash = await hashPassword(password);
-  await store.write('keel', (tx) =>
+  await model.store.write('keel', (tx) =>
     tx.put(admins, { name: INITIAL_ADMIN, roles: ['role.fulladmin'], description: 'Created at first start', password_hash }),
   );
   log.info({ user: INITIAL_ADMIN, password: envPassword ? 'from KEEL_ADMIN_PASSWORD' : passwordFile }, 'created the initial admin');

@@ -2,11 +2,12 @@
 import { Command, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { objectStore, type ObjectStore } from './api/objects.js';
-import { adminClass, DEFAULT_ADMIN_ROLES } from './api/routes/admins.js';
+import { DEBIAN_IPXE_DIR } from './boot/ipxe-binaries.js';
 import { CONFIG_FLAGS, loadConfig, type ConfigOverrides, type KeelConfig } from './config.js';
 import { createLogger, RecentLog } from './log.js';
-import { DEBIAN_IPXE_DIR } from './boot/ipxe-binaries.js';
+import { DEFAULT_ADMIN_ROLES } from './model/classes/admin.js';
+import { Model } from './model/model.js';
+import type { ObjectStore } from './model/object-store.js';
 import { startHead } from './serve.js';
 import { Store } from './store/store.js';
 import { VERSION } from './version.js';
@@ -44,9 +45,10 @@ function configFrom(options: ConfigOptions): KeelConfig {
 /** Admin records of the configured data directory, through the same rules as the API. */
 async function withAdmins<R>(options: ConfigOptions, fn: (admins: ObjectStore) => Promise<R>): Promise<R> {
   const config = configFrom(options);
-  const store = new Store({ dataDir: resolve(config.server.data_dir), headName: config.server.name });
+  const dataDir = resolve(config.server.data_dir);
+  const store = new Store({ dataDir, headName: config.server.name });
   try {
-    return await fn(objectStore(adminClass, { store }));
+    return await fn(new Model(store, { dataDir }).admins);
   } finally {
     await store.close();
   }

@@ -1,38 +1,45 @@
-// A running keel head: store, API server and local login socket, started and stopped together.
-// `keel serve` and the integration tests both use startHead.
+// The composition root: a running keel head. Creates every service of a head explicitly — store,
+// model, power and console services, API, boot path and metrics on one HTTP server, TFTP, DHCP and
+// the local login socket — starts them, and stops them in reverse order. `keel serve` and the
+// integration tests both use startHead; nothing else keeps a service of its own.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ApiContext } from './api/context.js';
-import type { Router } from './api/router.js';
-import { ApiServer } from './api/server.js';
+import { DOMAIN_ERROR_STATUSES } from './api/errors.js';
+import { apiHooks } from './api/hooks.js';
 import { LocalLogin } from './api/local-login.js';
-import { TokenService } from './api/tokens.js';
-import { buildRouter } from './api/routes/index.js';
-import { BOOT_PREFIX, buildBootRouter } from './boot/http.js';
 import { buildMetricsRouter, METRICS_PREFIX, type MetricsSources } from './api/metrics.js';
+import { consoleWebSocket } from './api/routes/console.js';
+import { buildApiRouter } from './api/routes/index.js';
+import { TokenService } from './api/tokens.js';
+import type { BootContext } from './boot/context.js';
+import { importIpxeBinaries } from './boot/ipxe-binaries.js';
+import { BOOT_PREFIX, buildBootRouter } from './boot/routes.js';
 import { ensureInitialAdmin, signingSecret } from './bootstrap.js';
 import type { KeelConfig } from './config.js';
+import { mount, type Mount } from './http/dispatch.js';
+import { HttpServer } from './http/server.js';
 import type { RecentLog } from './log.js';
+import { Model } from './model/model.js';
 import { assertNativeAddons } from './native.js';
-import { closePowerService } from './power/service.js';
-import { closeConsoleService } from './power/console-service.js';
-import { consoleWebSocket } from './api/routes/console.js';
-import { API_PREFIX } from './api/dispatch.js';
-import { startTftpServer } from './net/tftp/from-config.js';
-import { chunkStoreOf } from './api/content.js';
-import { importIpxeBinaries } from './boot/ipxe-binaries.js';
 import { startDhcpServer } from './net/dhcp/from-config.js';
 import type { DhcpServer } from './net/dhcp/server.js';
+import { startTftpServer } from './net/tftp/from-config.js';
 import type { TftpServer } from './net/tftp/server.js';
+import { ConsoleService, consoleRuntimeDir } from './power/console-service.js';
+import { PowerService, powerRuntimeDir } from './power/service.js';
 import { Store } from './store/store.js';
 
 export const LOCAL_LOGIN_SOCKET = 'login.sock';
+export const API_PREFIX = '/api/v1';
 
 export interface Head {
   store: Store;
-  /** The API's routes and context, for transports other than the uWS server (bench/api). */
-  api: { router: Router; context: ApiContext };
+  model: Model;
+  /** The API as mounted on the HTTP server, for transports other than the uWS server (bench/api). */
+  api: Mount;
+  power: PowerService;
   httpPort: number;
   /** The TFTP server (stats() for the metrics endpoint) and its bound port. */
   tftp: TftpServer;
@@ -62,41 +69,54 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   // 0700: the store, the one-time password file and the login socket are the owner's alone.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = new Store({ dataDir, headName: config.server.name, clock });
+  const model = new Model(store, { dataDir });
   const tokens = new TokenService(await signingSecret(store), config.server.name, {
     access: config.auth.access_token_ttl,
     refresh: config.auth.refresh_token_ttl,
   }, clock);
-  const initialPassword = await ensureInitialAdmin(store, dataDir, log, adminPassword);
+  const initialPassword = await ensureInitialAdmin(model, dataDir, log, adminPassword);
   const localLogin = new LocalLogin(clock, log);
   await localLogin.listen(join(dataDir, LOCAL_LOGIN_SOCKET));
-  const router = buildRouter();
-  const context: ApiContext = { config, store, tokens, localLogin, log, recentLog, clock };
+  const power = new PowerService(store, powerRuntimeDir(dataDir), log);
+  // Console capture for the nodes whose attributes ask for it (docs/power.md), from start.
+  const consoles = new ConsoleService(store, consoleRuntimeDir(dataDir), log);
+  consoles.start();
+  const context: ApiContext = { config, store, model, power, consoles, tokens, localLogin, log, recentLog, clock };
+  const bootContext: BootContext = { model, config, log };
   const metrics: MetricsSources = {}; // the servers join as they start
-  const api = new ApiServer(router, context, [{ prefix: BOOT_PREFIX, router: buildBootRouter() }, { prefix: METRICS_PREFIX, router: buildMetricsRouter(metrics) }]);
-  // The live console (docs/power.md); building it starts console capture for the nodes that ask.
-  api.webSocket(`${API_PREFIX}/node/:id/console`, consoleWebSocket(context));
-  const httpPort = await api.listen(config.server.bind, config.http.port);
-  log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');
+  const plain = { errorStatuses: DOMAIN_ERROR_STATUSES, log };
+  const api = mount(API_PREFIX, buildApiRouter(), context, apiHooks(log));
+  const http = new HttpServer({
+    mounts: [mount(BOOT_PREFIX, buildBootRouter(), bootContext, plain), mount(METRICS_PREFIX, buildMetricsRouter(metrics), undefined, plain), api],
+    maxBodyBytes: config.http.max_body_bytes,
+    log,
+  });
+  http.webSocket(`${API_PREFIX}/node/:id/console`, consoleWebSocket(context));
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServer | undefined;
+  let httpPort: number;
   try {
-    // The one ChunkStore of this store: pins (GC safety) and the manifest cache are per instance.
-    tftp = startTftpServer(config, chunkStoreOf(context), log);
-    if (ipxeImportDir !== undefined) await importIpxeBinaries(chunkStoreOf(context), log, ipxeImportDir);
-    dhcp = startDhcpServer(config, store, httpPort, log);
+    httpPort = await http.listen(config.server.bind, config.http.port);
+    log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');
+    tftp = startTftpServer(config, model.chunks, log);
+    if (ipxeImportDir !== undefined) await importIpxeBinaries(model.chunks, log, ipxeImportDir);
+    dhcp = startDhcpServer(config, model, httpPort, log);
     metrics.tftp = tftp.stats.bind(tftp);
     if (dhcp) metrics.dhcp = dhcp.stats.bind(dhcp);
   } catch (error) {
     await tftp?.close();
-    api.close();
+    http.close();
     await localLogin.close();
-    await closeConsoleService(store);
+    await consoles.close();
+    await power.close();
     await store.close();
     throw error;
   }
   return {
     store,
-    api: { router, context },
+    model,
+    api,
+    power,
     httpPort,
     tftp,
     tftpPort: tftp.address().port,
@@ -104,11 +124,11 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     initialPassword,
     async close() {
       await dhcp?.close();
-      api.close();
+      http.close();
       await tftp.close();
       await localLogin.close();
-      await closeConsoleService(store);
-      await closePowerService(store);
+      await consoles.close();
+      await power.close();
       await store.close();
     },
   };

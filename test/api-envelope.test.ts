@@ -2,12 +2,11 @@ import test from 'ava';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import type { ApiContext } from '../src/api/context.js';
-import { statusLine } from '../src/api/errors.js';
-import { Router } from '../src/api/router.js';
-import type { Request } from '../src/api/route.js';
-import { ApiServer } from '../src/api/server.js';
-import { loadConfig } from '../src/config.js';
+import { mount } from '../src/http/dispatch.js';
+import { statusLine } from '../src/http/errors.js';
+import type { Request, Route } from '../src/http/route.js';
+import { Router } from '../src/http/router.js';
+import { HttpServer } from '../src/http/server.js';
 import { startTestHead } from './helpers/head.js';
 
 test('success and error envelopes with the right status codes', async (t) => {
@@ -125,7 +124,7 @@ test('every status gets its reason phrase, also those no table listed (502 from 
 test('the peer address and the query reach a route that reads them, answered at once or after a wait', async (t) => {
   const seen = (req: Request) => ({ address: req.remoteAddress, q: req.query.get('q'), params: req.params });
   let readAfterAbort: string | undefined;
-  const router = new Router();
+  const router = new Router<Route>();
   router.add({ method: 'GET', path: '/now/:id', access: 'public', summary: 'answered in the request callback', handler: seen });
   router.add({
     method: 'GET', path: '/later/:id', access: 'public', summary: 'answered after a wait',
@@ -142,8 +141,8 @@ test('the peer address and the query reach a route that reads them, answered at 
       return undefined;
     },
   });
-  const ctx = { config: loadConfig({ file: '/dev/null', env: {} }), log: pino({ level: 'silent' }) } as unknown as ApiContext;
-  const server = new ApiServer(router, ctx);
+  const log = pino({ level: 'silent' });
+  const server = new HttpServer({ mounts: [mount('/api/v1', router, undefined, { errorStatuses: [], log })], maxBodyBytes: 1024 * 1024, log });
   const port = await server.listen('127.0.0.1', 0);
   t.teardown(() => server.close());
   for (const path of ['/now', '/later']) {

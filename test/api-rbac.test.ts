@@ -3,7 +3,7 @@
 // (200/400/404) without changing anything, and a refused one in 401/403.
 import test from 'ava';
 import { allRoutes } from '../src/api/routes/index.js';
-import { allows, type Role } from '../src/api/rbac.js';
+import { allows, type Role } from '../src/model/roles.js';
 import { startTestHead } from './helpers/head.js';
 
 const authFailure = (status: number) => status === 401 || status === 403;

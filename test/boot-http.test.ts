@@ -3,7 +3,7 @@
 import test from 'ava';
 import { connect } from 'node:net';
 import { execa } from 'execa';
-import { remainderBudget } from '../src/boot/send-file.js';
+import { remainderBudget } from '../src/http/send-file.js';
 import { rawRequest, sha256, upload } from './helpers/http-raw.js';
 import { seededBuffer } from './helpers/seeded-bytes.js';
 import { startTestHead } from './helpers/head.js';

@@ -106,8 +106,13 @@ test('kickstart files: upload API, public GET, rendering for a node by ?node= an
     t.is(bySource.body.toString(), expected);
   } else t.log(`node got ${node.ip}; source-IP lookup checked only for 404`);
   t.is((await rawRequest(`${h.base}/bootconfig/install/kickstart?node=nobody`, { headers: { authorization: `Bearer ${token}` } })).status, 404);
+  for (const id of ['52-54-00-AA-BB-CC', '5254.00aa.bbcc', node.uid!, node.ip!]) {
+    const byId = await rawRequest(`${h.base}/bootconfig/install/kickstart?node=${id}`, { headers: { authorization: `Bearer ${token}` } });
+    t.is(byId.status, 200, `?node=${id}`);
+    t.is(byId.body.toString(), expected, `?node=${id}`);
+  }
   await call('PATCH', '/bootconfig/install', { kickstart: 'gone.cfg' });
-  t.is((await call('GET', '/bootconfig/install/errors')).json.reason, 'Boot config install: no kernel; no initramfs; kickstart file gone.cfg does not exist');
+  t.is((await call('GET', '/bootconfig/install/errors')).json.reason, 'Boot config install: no kernel; no initramfs; boot_style rwram needs an image with content; kickstart file gone.cfg does not exist');
   t.is((await call('DELETE', '/kickstart/ks.cfg')).status, 200);
   t.is((await rawRequest(`${h.base}/kickstart/ks.cfg`)).status, 404);
 });
@@ -148,4 +153,35 @@ test('export → import round trip: one tar archive with the record and both fil
   const truncated = await rawRequest(`${h.base}/bootconfigs/import?name=x`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: archive.body.subarray(0, 5000) });
   t.is(truncated.status, 400);
   t.is((await call('GET', '/bootconfig/x')).status, 404, 'nothing half-imported');
+});
+
+test('an image, repo or distro that another record refers to cannot be deleted; a record takes its files with it', async (t) => {
+  const { h, token, call } = await setup(t);
+  await call('POST', '/repos', { name: 'baseos' });
+  await call('POST', '/distros', { name: 'rocky9', repos: ['baseos'] });
+  await call('POST', '/images', { name: 'base', distro: 'rocky9' });
+  await call('POST', '/images', { name: 'child', parent: 'base' });
+  await call('POST', '/bootconfigs', { name: 'bc', image: 'base', repo: 'baseos' });
+  t.is((await upload(`${h.base}/image/base/content`, token, 31, 200_000)).status, 200);
+  t.is((await upload(`${h.base}/bootconfig/bc/kernel`, token, 32, 100_000)).status, 200);
+
+  const refused = async (path: string) => {
+    const res = await call('DELETE', path);
+    t.is(res.status, 400, path);
+    return res.json.reason;
+  };
+  t.is(await refused('/image/base'), 'Cannot delete image base: still used by image child (parent), boot config bc (image)');
+  t.is(await refused('/repo/baseos'), 'Cannot delete repo baseos: still used by boot config bc (repo), distro rocky9 (repos)');
+  t.is(await refused('/distro/rocky9'), 'Cannot delete distro rocky9: still used by image base (distro)');
+  t.is((await call('GET', '/image/base/content/stat')).status, 200, 'a refused delete keeps the content');
+
+  // Once nothing refers to them, they go, and their files with them.
+  t.is((await call('DELETE', '/bootconfig/bc')).status, 200);
+  t.is((await call('DELETE', '/image/child')).status, 200);
+  t.is((await call('DELETE', '/image/base')).status, 200);
+  t.is((await call('DELETE', '/distro/rocky9')).status, 200);
+  t.is((await call('DELETE', '/repo/baseos')).status, 200);
+  t.deepEqual(h.head.model.chunks.list().filter((id) => !id.startsWith('tftp/')), [], 'no file of a deleted record is left');
+  const unused = (await call('GET', '/head/files/unused')).json.data as { count: number };
+  t.true(unused.count > 0, 'their chunks wait for GC');
 });

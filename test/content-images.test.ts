@@ -1,7 +1,6 @@
 // Images and their content over real HTTP: streamed uploads with checksums, client abort, dedup,
 // GC through /head/files/unused, frozen images, references, format detection.
 import test from 'ava';
-import { chunkStoreOf } from '../src/api/content.js';
 import { seededBuffer, seededSha256 } from './helpers/seeded-bytes.js';
 import { abortedUpload, rawRequest, sha256, upload } from './helpers/http-raw.js';
 import { startTestHead, type TestHead } from './helpers/head.js';
@@ -13,7 +12,7 @@ async function setup(t: Parameters<typeof startTestHead>[0]) {
   const h = await startTestHead(t);
   const token = (await h.login()).access_token;
   const call = (method: string, path: string, body?: unknown) => h.call(method, path, { token, body });
-  return { h, token, call, chunks: chunkStoreOf(h.head) };
+  return { h, token, call, chunks: h.head.model.chunks };
 }
 
 async function createImage(call: (m: string, p: string, b?: unknown) => ReturnType<TestHead['call']>, name: string, extra = {}): Promise<string> {

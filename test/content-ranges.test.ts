@@ -1,6 +1,6 @@
 // The response plan for GET/HEAD of a stored file (RFC 9110 ranges and conditionals), without sockets.
 import test from 'ava';
-import { parseRange, planFileResponse } from '../src/boot/ranges.js';
+import { parseRange, planFileResponse } from '../src/http/ranges.js';
 
 const file = { size: 1000, sha256: 'ab'.repeat(32), mtime: 1_700_000_000 };
 const etag = `"${file.sha256}"`;

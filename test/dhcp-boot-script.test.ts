@@ -3,7 +3,6 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
-import { chunkStoreOf } from '../src/api/content.js';
 import { DEBIAN_IPXE_DIR, DEBIAN_IPXE_FILES, importIpxeBinaries } from '../src/boot/ipxe-binaries.js';
 import { startTestHead, type TestHead } from './helpers/head.js';
 
@@ -30,7 +29,7 @@ test('a node with a complete boot config gets kernel (initrd= named), initramfs 
   let reply = await script(h, '52:54:00:12:34:57');
   t.is(reply.status, 200);
   t.regex(reply.text, /^#!ipxe\n/);
-  t.regex(reply.text, /echo keel: node n0: boot config rocky has no kernel and initramfs/);
+  t.regex(reply.text, /echo keel: node n0: boot config rocky: no kernel; no initramfs\n/);
   t.regex(reply.text, /sleep 30\nchain --replace --autofree http:\/\/127\.0\.0\.1:\d+\/boot\/ipxe\?mac=52:54:00:12:34:57\n/);
 
   await upload(h, token, uid, 'kernel', Buffer.from('kernel bytes'));
@@ -63,14 +62,18 @@ test('rwram without an image is a retry; next and sanboot need no files', async 
   await h.call('POST', '/nodes', { token, body: { mac: '02:00:00:00:00:01', attributes: { _boot_config: 'ram2' } } });
   await h.call('POST', '/nodes', { token, body: { mac: '02:00:00:00:00:02', attributes: { _boot_config: 'disk' } } });
   await h.call('POST', '/nodes', { token, body: { mac: '02:00:00:00:00:03', attributes: { _boot_config: 'nxt' } } });
-  t.regex((await script(h, '02:00:00:00:00:01')).text, /boot config ram2 \(boot_style rwram\) has no image with content/);
+  t.regex((await script(h, '02:00:00:00:00:01')).text, /boot config ram2: boot_style rwram needs an image with content\n/);
   t.regex((await script(h, '02:00:00:00:00:02')).text, /\nsanboot --no-describe --drive 0x80\n/);
   t.regex((await script(h, '02:00:00:00:00:03')).text, /\nexit\n/);
+  // /errors gives the same answer: what these styles do not load is not missing.
+  t.is((await h.call('GET', '/bootconfig/disk/errors', { token })).status, 200);
+  t.is((await h.call('GET', '/bootconfig/nxt/errors', { token })).status, 200);
+  t.is((await h.call('GET', '/bootconfig/ram2/errors', { token })).json.reason, 'Boot config ram2: boot_style rwram needs an image with content');
 });
 
 test('Debian iPXE binaries are imported once as tftp/<name> and served at /boot/firmware/<name>', async (t) => {
   const h = await startTestHead(t);
-  const chunks = chunkStoreOf({ store: h.head.store });
+  const chunks = h.head.model.chunks;
   const imported = await importIpxeBinaries(chunks, pino({ level: 'silent' }));
   t.deepEqual(imported, [...DEBIAN_IPXE_FILES], 'the ipxe package is installed (.ci/run)');
   t.deepEqual(await importIpxeBinaries(chunks, pino({ level: 'silent' })), [], 'nothing is imported twice');

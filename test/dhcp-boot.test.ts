@@ -10,8 +10,8 @@
 //   DHCPs again and gets the script URL.
 // Each boot is bounded (BOOT_TIMEOUT_MS); QEMU, radvd, udhcpd and keel are killed by pid at teardown.
 import test, { type ExecutionContext } from 'ava';
-import { nodes } from '../src/cluster/model.js';
-import { parseIPv4 } from '../src/cluster/address.js';
+import { nodes } from '../src/model/cluster.js';
+import { parseIPv4 } from '../src/model/address.js';
 import { LeaseStore } from '../src/store/leases.js';
 import { Store } from '../src/store/store.js';
 import { bootLab, SITE_POOL, startVm, type Firmware } from './dhcp/boot-lab.js';

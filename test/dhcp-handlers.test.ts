@@ -2,11 +2,12 @@
 // (test/fixtures/dhcp) in, reply packets and their destinations out. No sockets.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import { ClientArch, bootClientOf, decideBoot } from '../src/boot/policy.js';
+import { ClientArch, decideBoot } from '../src/boot/policy.js';
+import { bootClientOf } from '../src/net/dhcp/boot-client.js';
 import { BOOTREPLY, parseDhcp, serializeDhcp, type DhcpPacket } from '../src/net/dhcp/codec.js';
 import { handleAuthoritative, type NodeBinding } from '../src/net/dhcp/handler-authoritative.js';
 import { handleProxy } from '../src/net/dhcp/handler-proxy.js';
-import type { HandlerResult, OutgoingReply, RequestContext } from '../src/net/dhcp/handler.js';
+import type { HandlerResult, OutgoingReply, RequestContext } from '../src/net/dhcp/reply.js';
 import { DhcpMessageType, Option, getOption, setOption } from '../src/net/dhcp/options.js';
 
 const fixture = (name: string): DhcpPacket => {

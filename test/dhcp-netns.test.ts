@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LeaseStore } from '../src/store/leases.js';
 import { Store } from '../src/store/store.js';
-import { nodes } from '../src/cluster/model.js';
+import { nodes } from '../src/model/cluster.js';
 import { ip, namespaces } from './helpers/namespaces.js';
 import { prepareCluster, run, startKeelInNamespace } from './dhcp/keel-in-netns.js';
 

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseDhcp } from '../src/net/dhcp/codec.js';
+import { Model } from '../src/model/model.js';
 import { DhcpDirectory } from '../src/net/dhcp/directory.js';
 import { DhcpServer } from '../src/net/dhcp/server.js';
 import { LeaseStore } from '../src/store/leases.js';
@@ -19,7 +20,7 @@ test('loopback: PXE-port REQUESTs get ACKs from the arrival address; garbage is 
   const store = new Store({ dataDir, headName: 't' });
   const base = 20000 + (process.pid % 20000);
   const server = new DhcpServer({
-    interfaces: ['lo'], directory: new DhcpDirectory(store), leases: new LeaseStore(store), httpPort: 8080,
+    interfaces: ['lo'], directory: new DhcpDirectory(new Model(store, { dataDir })), leases: new LeaseStore(store), httpPort: 8080,
     log: pino({ level: 'silent' }), serverPort: base, pxePort: base + 1, rateLimit: { burst: 3, perSecond: 0.001 },
   });
   const client = createNodeSocket('udp4');

@@ -4,8 +4,9 @@ import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HttpError } from '../src/api/errors.js';
-import { describe, ObjectStore, type ObjectClass } from '../src/api/objects.js';
+import type { DomainError } from '../src/model/errors.js';
+import { describe, ObjectStore, type ObjectClass } from '../src/model/object-store.js';
+import { ChunkStore } from '../src/store/chunks.js';
 import { Store } from '../src/store/store.js';
 
 const widgetClass: ObjectClass = {
@@ -23,10 +24,12 @@ function open(t: { teardown(fn: () => unknown): void }): { store: Store; widgets
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  return { store, widgets: new ObjectStore(widgetClass, store) };
+  // The widget class refers to no other class: its catalog is itself alone.
+  const widgets: ObjectStore = new ObjectStore(widgetClass, store, new ChunkStore(store), { objectsNamed: () => widgets, all: () => [widgets] });
+  return { store, widgets };
 }
 
-const reason = async (promise: Promise<unknown>) => ((await promise.then(() => undefined, (e: unknown) => e)) as HttpError | undefined)?.message;
+const reason = async (promise: Promise<unknown>) => ((await promise.then(() => undefined, (e: unknown) => e)) as DomainError | undefined)?.message;
 
 test('a frozen record refuses changes and deletion until unfrozen', async (t) => {
   const { widgets } = open(t);

@@ -7,7 +7,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { closePowerService } from '../src/power/service.js';
 import { startTestHead, type TestHead } from './helpers/head.js';
 import { BMC_PASSWORD, BMC_USER, startRedfishBmc, type RedfishBmc } from './power/redfish-bmc.js';
 
@@ -59,7 +58,7 @@ test('on, off, cycle, soft and steps via ComputerSystem.Reset with the allowed r
 
   t.is(s.bmc.sessionsCreated, 1, 'the session is reused');
   t.is(s.bmc.basicRequests, 0);
-  await closePowerService(s.h.head.store);
+  await s.h.head.power.close();
   t.is(s.bmc.sessionsDeleted, 1, 'the session is deleted on shutdown');
 });
 

@@ -3,7 +3,7 @@ import { seededRandom } from './helpers/prng.js';
 import {
   formatSelector, matchesSelector, MAX_NESTING, MAX_PATTERN_LENGTH, MAX_SELECTOR_LENGTH, parseSelector, selectNodes,
   type ComparisonOperator, type SelectorAst, type SelectorReference, type SelectorSubject, type SelectorValue, type SizeUnit,
-} from '../src/cluster/selector.js';
+} from '../src/model/selector.js';
 
 // --- helpers -------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Store } from '../src/store/store.js';
-import { adminIndexes } from '../src/store/classes.js';
+import { adminIndexes } from '../src/model/indexes.js';
 
 test('every acknowledged write survives kill -9 of the writer mid-stream', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'keel-durability-'));

@@ -1,4 +1,4 @@
-// Bench target: one keel head (uWS) and the very same API (router, context, dispatch) behind
+// Bench target: one keel head (uWS) and the very same API mount (router, context, hooks) behind
 // node:http, in one process, so the comparison measures only the HTTP layer. Prints one JSON line
 // with both ports and a token, then serves until killed. With a node count as argument, it first
 // bulk-creates that many nodes through the API (one POST /nodes with a list) and adds the time
@@ -8,7 +8,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { dispatchNow } from '../../src/api/dispatch.js';
 import { loadConfig } from '../../src/config.js';
 import { RecentLog } from '../../src/log.js';
 import { startHead } from '../../src/serve.js';
@@ -16,7 +15,6 @@ import { startHead } from '../../src/serve.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'keel-bench-api-'));
 const config = loadConfig({ file: '/dev/null', env: { KEEL_SERVER_DATA_DIR: dataDir, KEEL_SERVER_BIND: '127.0.0.1' } });
 const head = await startHead({ config: { ...config, http: { ...config.http, port: 0 }, tftp: { ...config.tftp, port: 0 } }, log: pino({ level: 'silent' }), recentLog: new RecentLog(), adminPassword: 'bench-password' });
-const { router, context } = head.api;
 
 const nodeServer = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
@@ -28,7 +26,7 @@ const nodeServer = createServer((req, res) => {
       headers: req.headers as Record<string, string>, body: undefined, remoteAddress: req.socket.remoteAddress ?? '',
     };
     const readBody = async () => (chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined);
-    void Promise.resolve(dispatchNow(router, context, request, { readBody })).then((reply) => {
+    void Promise.resolve(head.api.dispatch(request, { readBody })).then((reply) => {
       res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
       res.end(JSON.stringify(reply.payload));
     });

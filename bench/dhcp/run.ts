@@ -25,7 +25,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { nodes } from '../../src/cluster/model.js';
+import { nodes } from '../../src/model/cluster.js';
 import { LeaseStore } from '../../src/store/leases.js';
 import { Store } from '../../src/store/store.js';
 import { prepareCluster } from '../../test/dhcp/keel-in-netns.js';

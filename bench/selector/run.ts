@@ -3,7 +3,7 @@
 // the naive way, parsing the selector again for every node, to show what parsing once buys.
 //   node --import tsx bench/selector/run.ts [--nodes 10000] [--runs 50]
 import { parseArgs } from 'node:util';
-import { matchesSelector, parseSelector, selectNodes, type SelectorSubject } from '../../src/cluster/selector.js';
+import { matchesSelector, parseSelector, selectNodes, type SelectorSubject } from '../../src/model/selector.js';
 import { seededRandom } from '../../test/helpers/prng.js';
 
 const { values } = parseArgs({

@@ -1,22 +1,21 @@
-// The authentication and RBAC hook every request passes before its handler: public routes need
-// nothing; others need a bearer token of the right kind whose admin still exists and holds the
-// route's role (roles are read from the store on each request, so a change applies at once).
-import { adminClass } from './routes/admins.js';
+// Authentication and RBAC: public routes need nothing; others need a bearer token of the right kind
+// whose admin still exists and holds the route's role (roles are read from the store on each
+// request, so a change applies at once).
+import { forbidden, unauthorized } from '../http/errors.js';
+import { allows } from '../model/roles.js';
 import type { ApiContext } from './context.js';
-import { forbidden, unauthorized } from './errors.js';
-import { allows } from './rbac.js';
 import type { Principal, Request, Route } from './route.js';
 
 const BEARER = /^Bearer +(\S+)$/i;
 
-export async function authenticate(route: Route, req: Request, ctx: ApiContext): Promise<Principal | undefined> {
+export async function authenticate(route: Pick<Route, 'access' | 'method' | 'path'>, req: Request, ctx: ApiContext): Promise<Principal | undefined> {
   if (route.access === 'public') return undefined;
   const header = req.headers.authorization;
   if (!header) throw unauthorized('Missing Authorization header; log in and send "Authorization: Bearer <token>"');
   const token = BEARER.exec(header)?.[1];
   if (!token) throw unauthorized('Malformed Authorization header; expected "Bearer <token>"');
   const claims = await ctx.tokens.verify(token, route.access === 'refresh-token' ? 'refresh' : 'access');
-  const admin = ctx.store.collection(adminClass.name, adminClass.indexes).get(claims.sub);
+  const admin = ctx.model.admins.collection.get(claims.sub);
   if (!admin) throw unauthorized('The account this token was issued to no longer exists');
   const principal: Principal = { uid: admin.uid, name: admin.name as string, roles: (admin.roles as string[] | undefined) ?? [] };
   if (route.access !== 'refresh-token' && !allows(principal.roles, route.access)) {

@@ -1,7 +1,11 @@
-// Everything a route handler may use, passed explicitly (no globals).
+// Everything a route handler may use, passed explicitly: made once by the composition root
+// (src/serve.ts) and handed to every API route.
 import type { Logger } from 'pino';
 import type { KeelConfig } from '../config.js';
 import type { RecentLog } from '../log.js';
+import type { Model } from '../model/model.js';
+import type { ConsoleService } from '../power/console-service.js';
+import type { PowerService } from '../power/service.js';
 import type { Store } from '../store/store.js';
 import type { LocalLogin } from './local-login.js';
 import type { TokenService } from './tokens.js';
@@ -9,6 +13,9 @@ import type { TokenService } from './tokens.js';
 export interface ApiContext {
   config: KeelConfig;
   store: Store;
+  model: Model;
+  power: PowerService;
+  consoles: ConsoleService;
   tokens: TokenService;
   localLogin: LocalLogin;
   log: Logger;

@@ -1,29 +1,11 @@
-// The client-facing error types: each carries its HTTP status and the `reason` of the envelope.
-import { STATUS_CODES } from 'node:http';
+// Domain errors as HTTP, decided once: the server answers a DomainError (src/model/errors.ts) with
+// the status below and its message as the envelope's `reason`. Duplicates answer 400, not 409, as
+// the spec's own examples do ("Admin with name=x already exists.").
+import type { ErrorStatus } from '../http/errors.js';
+import { Conflict, Invalid, NotFound } from '../model/errors.js';
 
-/** The status line uWS's writeStatus takes, e.g. `502 Bad Gateway`, for any code. */
-export function statusLine(status: number): string {
-  const text = STATUS_CODES[status];
-  return text ? `${status} ${text}` : String(status);
-}
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    reason: string,
-    /** Extra response headers, e.g. `Allow` for 405. */
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(reason);
-  }
-}
-
-export const badRequest = (reason: string) => new HttpError(400, reason);
-export const unauthorized = (reason: string) => new HttpError(401, reason);
-export const forbidden = (reason: string) => new HttpError(403, reason);
-export const notFound = (reason: string) => new HttpError(404, reason);
-export const methodNotAllowed = (allowed: string[]) =>
-  new HttpError(405, `Method not allowed; this path accepts ${allowed.join(', ')}`, { Allow: allowed.join(', ') });
-export const payloadTooLarge = (limit: number) => new HttpError(413, `Request body exceeds the limit of ${limit} bytes`);
-export const unsupportedMediaType = (type: string) =>
-  new HttpError(415, `Unsupported Content-Type ${type}; send JSON (application/json)`);
-export const notImplemented = (reason: string) => new HttpError(501, reason);
+export const DOMAIN_ERROR_STATUSES: readonly ErrorStatus[] = [
+  [NotFound, 404],
+  [Invalid, 400],
+  [Conflict, 400],
+];

@@ -5,9 +5,9 @@
 import type { DhcpServerStats } from '../net/dhcp/server.js';
 import { LATENCY_BUCKETS_US } from '../net/dhcp/server.js';
 import type { TftpServerStats } from '../net/tftp/server.js';
-import { textReply } from '../boot/file-reply.js';
-import type { Route } from './route.js';
-import { Router } from './router.js';
+import { textReply } from '../http/file-reply.js';
+import type { Route } from '../http/route.js';
+import { Router } from '../http/router.js';
 import { VERSION } from '../version.js';
 
 export const METRICS_PREFIX = '/metrics';
@@ -85,12 +85,10 @@ export function renderMetrics(sources: MetricsSources): string {
   return out.text();
 }
 
-export function buildMetricsRouter(sources: MetricsSources): Router {
+export function buildMetricsRouter(sources: MetricsSources): Router<Route> {
   const route: Route = {
     method: 'GET', path: '/', access: 'public', summary: 'Counters in Prometheus text format (DHCP, TFTP, process)',
     handler: () => textReply(renderMetrics(sources), CONTENT_TYPE),
   };
-  const router = new Router();
-  router.add(route);
-  return router;
+  return new Router([route]);
 }

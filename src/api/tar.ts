@@ -1,7 +1,7 @@
 // The little of POSIX ustar that boot config export/import needs: regular files with short names,
 // written as header + data + padding (so an archive's size is known before it is sent) and read
 // back as a stream, each member's data handed on as an AsyncIterable without holding it whole.
-import { badRequest } from './errors.js';
+import { badRequest } from '../http/errors.js';
 
 const BLOCK = 512;
 

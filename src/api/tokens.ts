@@ -1,7 +1,7 @@
 // Access and refresh JWTs (HS256) signed with this head's secret. Tokens from another head or
 // of the wrong kind are refused: a refresh token is good for GET /newtoken only.
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
-import { unauthorized } from './errors.js';
+import { unauthorized } from '../http/errors.js';
 
 export type TokenKind = 'access' | 'refresh';
 

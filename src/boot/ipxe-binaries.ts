@@ -1,12 +1,12 @@
 // iPXE binaries the boot policy hands out (src/boot/policy.ts), as content-store files `tftp/<name>`
 // (served by TFTP as `<name>` and over HTTP as /boot/firmware/<name>). At start, any that is
-// missing is imported from Debian's `ipxe` package when it is installed; the others (ARM64:
-// Debian ships none) are uploaded through the API (docs/boot-policy.md).
+// missing is imported from Debian's `ipxe` package when it is installed. The others (ARM64: Debian
+// ships none) are not imported, and no API uploads them yet (docs/boot-policy.md).
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { TFTP_FILE_PREFIX } from '../model/files.js';
 import type { ChunkStore } from '../store/chunks.js';
-import { TFTP_FILE_PREFIX } from '../net/tftp/sources.js';
 
 /** Where Debian's `ipxe` package installs its images (`dpkg -L ipxe`). */
 export const DEBIAN_IPXE_DIR = '/usr/lib/ipxe';

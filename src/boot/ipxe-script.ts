@@ -2,17 +2,13 @@
 // that MAC → its merged `_boot_config` attribute → that boot config's kernel, initramfs, command
 // line (with `<attribute>` substitution) and boot style. Anything missing gives a script that
 // prints why and asks again after a delay: a node is never left at a dead end. See docs/boot-policy.md.
-import type { ApiContext } from '../api/context.js';
-import { chunkStoreOf, fileId } from '../api/content.js';
-import { objectStore } from '../api/objects.js';
-import type { Route } from '../api/route.js';
-import { bootConfigClass } from '../api/routes/bootconfigs.js';
-import { nodeClass } from '../api/routes/nodes.js';
-import { normaliseMac } from '../cluster/address.js';
-import { mergedAttributes, nodes } from '../cluster/model.js';
-import type { StoredRecord } from '../store/store.js';
-import { textReply, type FileReply } from './file-reply.js';
-import { nodeVariables, renderKickstart } from './kickstart.js';
+import { textReply, type FileReply } from '../http/file-reply.js';
+import { normaliseMac } from '../model/address.js';
+import { bootStyleOf } from '../model/classes/bootconfig.js';
+import { mergedAttributes } from '../model/cluster.js';
+import type { Model } from '../model/model.js';
+import { fillNodeTemplate, nodeVariables } from './kickstart.js';
+import type { BootContext, BootRoute } from './context.js';
 
 /** The attribute naming a node's boot config (uid or name). */
 export const BOOT_CONFIG_ATTRIBUTE = '_boot_config';
@@ -22,13 +18,11 @@ export const RETRY_DELAY_SECONDS = 30;
 /** The name the initramfs is loaded under; the kernel line names it with `initrd=` (EFI stub needs it). */
 const INITRD_NAME = 'initrd.img';
 
+/** What the script of a boot config is made of; its problems (if any) are already ruled out. */
 export interface ScriptBootConfig {
   uid: string;
   name: string;
-  cmdline: string;
   bootStyle: string;
-  hasImage: boolean;
-  hasKickstart: boolean;
 }
 
 /** A script that prints `reason` and fetches the node's script again after `delay` seconds. */
@@ -40,8 +34,8 @@ export function retryScript(reason: string, selfUrl: string, delay = RETRY_DELAY
 
 /**
  * The script booting `config` for a node; `base` is the head's http://host:port. The cmdline has
- * already had its `<attribute>` placeholders filled in. Returns a reason instead when the boot style
- * needs something the node or boot config lacks.
+ * already had its `<attribute>` placeholders filled in. What a boot style needs from the boot
+ * config is checked before (bootConfigProblems); what it needs from the node is checked here.
  */
 export function bootScript(base: string, config: ScriptBootConfig, cmdline: string, vars: Readonly<Record<string, string>>): { script: string } | { problem: string } {
   const files = `${base}/boot/bootconfig/${config.uid}`;
@@ -59,14 +53,12 @@ export function bootScript(base: string, config: ScriptBootConfig, cmdline: stri
     case 'rwram':
     case 'roram':
     case 'live': {
-      if (!config.hasImage) return { problem: `boot config ${config.name} (boot_style ${config.bootStyle}) has no image with content` };
       // dracut's dmsquash-live: the root image over HTTP; rwram copies it to RAM with a writable
       // overlay, roram keeps it read-only in RAM, live reads it over the network as needed.
       const style = { rwram: ['rd.live.ram=1', 'rd.live.overlay.overlayfs=1'], roram: ['rd.live.ram=1', 'rd.live.overlay.readonly=1'], live: [] }[config.bootStyle];
       return linuxBoot([`root=live:${files}/image`, ...style]);
     }
     case 'disked':
-      if (!config.hasKickstart) return { problem: `boot config ${config.name} (boot_style disked) has no kickstart` };
       // The installer fetches its kickstart rendered for the address it asks from.
       return linuxBoot([`inst.ks=${base}/api/v1/bootconfig/${config.uid}/kickstart`]);
     case 'next':
@@ -92,50 +84,35 @@ export interface NodeScript {
 }
 
 /** The iPXE script for the node with `macText`, or a retry script saying what is missing. */
-export function nodeScript(ctx: ApiContext, base: string, macText: string | null): NodeScript {
+export function nodeScript(model: Model, base: string, macText: string | null): NodeScript {
   const selfUrl = `${base}/boot/ipxe?mac=${macText ?? ''}`;
   const retry = (problem: string): NodeScript => ({ script: retryScript(problem, selfUrl), problem });
   const mac = macText === null ? undefined : normaliseMac(macText);
   if (mac === undefined) return retry(`no usable ?mac= in the script URL (got ${JSON.stringify(macText)})`);
-  const uid = nodes(ctx.store).lookup('mac', mac);
-  const node = uid === undefined ? undefined : nodes(ctx.store).get(uid);
+  const uid = model.nodes.collection.lookup('mac', mac);
+  const node = uid === undefined ? undefined : model.nodes.collection.get(uid);
   if (!node) return retry(`no node has MAC ${mac}; add one (POST /nodes) or turn on accept_new_nodes`);
   const name = String(node.name);
-  const vars = nodeVariables(ctx.store, node, objectStore(nodeClass, ctx).view(node));
-  const configId = mergedAttributes(ctx.store, node)[BOOT_CONFIG_ATTRIBUTE];
+  const vars = nodeVariables(model.store, node, model.nodes.view(node));
+  const configId = mergedAttributes(model.store, node)[BOOT_CONFIG_ATTRIBUTE];
   if (configId === undefined) return retry(`node ${name} has no ${BOOT_CONFIG_ATTRIBUTE} attribute`);
-  const configs = objectStore(bootConfigClass, ctx);
-  const configUid = configs.findUid(configId);
-  const record = configUid === undefined ? undefined : configs.collection.get(configUid);
+  const record = model.bootConfigs.find(configId);
   if (!record) return retry(`node ${name}: ${BOOT_CONFIG_ATTRIBUTE} names boot config ${configId}, which does not exist`);
-  const problem = missingFiles(ctx, record);
-  if (problem !== undefined) return retry(`node ${name}: ${problem}`);
-  const config: ScriptBootConfig = {
-    uid: record.uid,
-    name: String(record.name),
-    cmdline: (record.cmdline as string | undefined) ?? '',
-    bootStyle: (record.boot_style as string | undefined) ?? 'rwram',
-    hasImage: typeof record.image === 'string' && chunkStoreOf(ctx).stat(fileId('image', record.image, 'content')) !== undefined,
-    hasKickstart: typeof record.kickstart === 'string',
-  };
-  const result = bootScript(base, config, renderKickstart(config.cmdline, vars), vars);
+  const config: ScriptBootConfig = { uid: record.uid, name: String(record.name), bootStyle: bootStyleOf(record) };
+  const blocking = model.bootConfigProblems(record).filter((problem) => problem.blocksBoot);
+  if (blocking.length > 0) return retry(`node ${name}: boot config ${config.name}: ${blocking.map((problem) => problem.text).join('; ')}`);
+  const cmdline = fillNodeTemplate((record.cmdline as string | undefined) ?? '', vars);
+  const result = bootScript(base, config, cmdline, vars);
   return 'script' in result ? { script: result.script } : retry(`node ${name}: ${result.problem}`);
 }
 
-function missingFiles(ctx: ApiContext, record: StoredRecord): string | undefined {
-  const style = (record.boot_style as string | undefined) ?? 'rwram';
-  if (['next', 'sanboot', 'iscsi'].includes(style)) return undefined;
-  const missing = ['kernel', 'initramfs'].filter((slot) => !chunkStoreOf(ctx).stat(fileId(bootConfigClass.name, record.uid, slot)));
-  return missing.length === 0 ? undefined : `boot config ${String(record.name)} has no ${missing.join(' and ')} (upload with PUT /bootconfig/<uid>/<slot>)`;
-}
-
-export const ipxeScriptRoute: Route = {
+export const ipxeScriptRoute: BootRoute = {
   method: 'GET', path: '/ipxe', access: 'public',
   summary: 'The iPXE script of the node with ?mac= (from its _boot_config); a retry script when it cannot boot',
-  handler: (req, ctx): FileReply => {
+  handler: (req, ctx: BootContext): FileReply => {
     // The script's URLs use the address the node reached us at.
     const base = `http://${req.headers.host ?? `${ctx.config.server.bind}:${ctx.config.http.port}`}`;
-    const { script, problem } = nodeScript(ctx, base, req.query.get('mac'));
+    const { script, problem } = nodeScript(ctx.model, base, req.query.get('mac'));
     ctx.log.info({ mac: req.query.get('mac'), from: req.remoteAddress, problem }, 'iPXE script served');
     return textReply(script, 'text/plain; charset=utf-8');
   },

@@ -1,8 +1,7 @@
 // The boot policy (pixiecore's "Booter"): the one answer to "what does this client boot?" that the
 // DHCP handlers put in their replies, and whose files the TFTP and HTTP servers then serve. Pure:
-// the client as its DHCP request describes it in, a boot file (TFTP name or HTTP URL) out.
-import type { DhcpOptions } from '../net/dhcp/options.js';
-import { IpxeSubOption, Option, getOption } from '../net/dhcp/options.js';
+// the client as a plain value in (src/net/dhcp/boot-client.ts reads it from a DHCP request), a boot
+// file (TFTP name or HTTP URL) out.
 
 /** RFC 4578 / IANA "Processor Architecture Types" (option 93) keel knows how to boot. */
 export const ClientArch = {
@@ -27,7 +26,7 @@ export const IpxeBinary = {
   ARM64_EFI: 'ipxe-arm64.efi',
 } as const;
 
-/** What a DHCP request says about the firmware that sent it. */
+/** What a boot client says about its firmware (in DHCP, options 60, 77, 93 and 175). */
 export interface BootClient {
   mac: string;
   /** Option 93, first entry; undefined when absent (old BIOS PXE ROMs send none: treated as BIOS). */
@@ -60,23 +59,6 @@ export type BootDecision =
       kind: string;
     }
   | { boot: false; reason: string };
-
-/** The client a DHCP request describes; undefined when it is not a network-boot client at all. */
-export function bootClientOf(chaddr: string, options: DhcpOptions): BootClient | undefined {
-  const vendorClass = getOption(options, Option.vendorClassId) ?? '';
-  const userClass = getOption(options, Option.userClass) ?? [];
-  const ipxeOptions = options.has(Option.ipxeEncapsulated.code) ? getOption(options, Option.ipxeEncapsulated) : undefined;
-  const ipxe = userClass.includes('iPXE') || options.has(Option.ipxeEncapsulated.code);
-  // undionly's iPXE sends option 60 as bare 'PXEClient': match on the prefix.
-  if (!vendorClass.startsWith('PXEClient') && !vendorClass.startsWith('HTTPClient') && !ipxe) return undefined;
-  return {
-    mac: chaddr,
-    arch: getOption(options, Option.clientArch)?.[0],
-    vendorClass,
-    ipxe,
-    ipxeWithoutHttp: ipxeOptions !== undefined && !ipxeOptions.has(IpxeSubOption.FEATURE_HTTP),
-  };
-}
 
 /** URL of a node's iPXE script (GET /boot/ipxe, src/boot/ipxe-script.ts). */
 export function ipxeScriptUrl(server: BootServer, mac: string): string {

@@ -6,7 +6,7 @@
 // (cluster settings such as default_group have no change feed entry).
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { mergedAttributes, nodes } from '../cluster/model.js';
+import { mergedAttributes, nodes } from '../model/cluster.js';
 import type { Store, StoredRecord } from '../store/store.js';
 import { BAUD_RATES, openLine, type ConsoleLine, type LineSpec } from './console-line.js';
 import { ConsoleRing, SEGMENT_BYTES } from './console-ring.js';
@@ -301,23 +301,3 @@ export class ConsoleService {
 
 /** The console runtime directory (credential files for ipmiconsole) under the data directory. */
 export const consoleRuntimeDir = (dataDir: string) => join(dataDir, 'run', 'console');
-
-const services = new WeakMap<Store, ConsoleService>();
-
-/** The head's console service (one per store), started on first use. */
-export function consoleService(store: Store, dataDir: string, log: Logger): ConsoleService {
-  let service = services.get(store);
-  if (!service) {
-    service = new ConsoleService(store, consoleRuntimeDir(dataDir), log);
-    services.set(store, service);
-    service.start();
-  }
-  return service;
-}
-
-/** Close the store's console service if one was started (head shutdown). */
-export async function closeConsoleService(store: Store): Promise<void> {
-  const service = services.get(store);
-  services.delete(store);
-  await service?.close();
-}

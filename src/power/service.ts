@@ -231,22 +231,3 @@ export class PowerService {
 
 /** The runtime directory of power control under the data directory (0700, like the data directory). */
 export const powerRuntimeDir = (dataDir: string) => join(dataDir, 'run', 'power');
-
-const services = new WeakMap<Store, PowerService>();
-
-/** The head's power service (one per store), created on first use. */
-export function powerService(store: Store, dataDir: string, log: Logger): PowerService {
-  let service = services.get(store);
-  if (!service) {
-    service = new PowerService(store, powerRuntimeDir(dataDir), log);
-    services.set(store, service);
-  }
-  return service;
-}
-
-/** Close the store's power service if one was started (head shutdown). */
-export async function closePowerService(store: Store): Promise<void> {
-  const service = services.get(store);
-  services.delete(store);
-  await service?.close();
-}

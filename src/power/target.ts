@@ -2,8 +2,9 @@
 // credentials, and the per-node options read from its merged attributes. Cluster-wide defaults are
 // the attributes of the cluster's default_group (merged first, so every node inherits them); keys
 // nobody sets fall back to the built-in values below.
-import { mergedAttributes } from '../cluster/model.js';
-import { substitutePowerUri } from '../cluster/power-uri.js';
+import { mergedAttributes } from '../model/cluster.js';
+import { hasPlaceholders } from '../model/placeholders.js';
+import { fillPowerUri } from '../model/power-uri.js';
 import type { Store, StoredRecord } from '../store/store.js';
 
 export interface IpmiOptions {
@@ -122,7 +123,7 @@ function redfishOptions(attrs: Record<string, string>): RedfishOptions {
 export function nodePowerUri(store: Store, node: StoredRecord, attrs = mergedAttributes(store, node)): string | undefined {
   const template = typeof node.power_uri === 'string' ? node.power_uri : typeof node.redfish_uri === 'string' ? node.redfish_uri : undefined;
   if (template === undefined) return undefined;
-  return substitutePowerUri(template, attrs, (node.hardware as Record<string, unknown> | undefined) ?? {}, (node.status as Record<string, unknown> | undefined) ?? {});
+  return fillPowerUri(template, node, attrs);
 }
 
 /** Resolve a node to its power target, or the reason it has none. Never throws. */
@@ -132,7 +133,7 @@ export function resolveTarget(store: Store, node: StoredRecord): PowerTarget | U
     const attrs = mergedAttributes(store, node);
     const uri = nodePowerUri(store, node, attrs);
     if (uri === undefined) return { kind: 'none', ...base, reason: 'node has no power_uri' };
-    if (/<[^<>]+>/.test(uri)) return { kind: 'none', ...base, reason: 'power_uri has placeholders without a value' };
+    if (hasPlaceholders(uri)) return { kind: 'none', ...base, reason: 'power_uri has placeholders without a value' };
     let url: URL;
     try {
       url = new URL(uri);

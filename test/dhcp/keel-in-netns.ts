@@ -4,10 +4,9 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { ExecutionContext } from 'ava';
-import { objectStore } from '../../src/api/objects.js';
-import { networkClass } from '../../src/api/routes/networks.js';
-import { nodeClass } from '../../src/api/routes/nodes.js';
-import { clusterSettings, putClusterSettingsInTx } from '../../src/cluster/settings.js';
+import { networkClass } from '../../src/model/classes/network.js';
+import { Model } from '../../src/model/model.js';
+import { clusterSettings, putClusterSettingsInTx } from '../../src/model/settings.js';
 import { Store } from '../../src/store/store.js';
 
 const CLI = new URL('../../src/main.ts', import.meta.url).pathname;
@@ -22,10 +21,11 @@ export interface ClusterSetup {
 export async function prepareCluster(dataDir: string, setup: ClusterSetup): Promise<void> {
   const store = new Store({ dataDir, headName: 'dhcp-test' });
   try {
-    const net = await objectStore(networkClass, { store }).create('test', setup.network);
+    const model = new Model(store, { dataDir });
+    const net = await model.objects(networkClass).create('test', setup.network);
     await store.write('test', () => putClusterSettingsInTx(store, { ...clusterSettings(store), default_network: net.uid, accept_new_nodes: setup.acceptNewNodes === true }));
     const macs = setup.macs ?? [];
-    for (let i = 0; i < macs.length; i += 1000) await objectStore(nodeClass, { store }).createMany('test', macs.slice(i, i + 1000).map((mac) => ({ mac })));
+    for (let i = 0; i < macs.length; i += 1000) await model.nodes.createMany('test', macs.slice(i, i + 1000).map((mac) => ({ mac })));
   } finally {
     await store.close();
   }

@@ -1,7 +1,7 @@
 // Child process for the kill -9 durability test: writes records as fast as it can, several
 // writes in flight at once, and prints the uid of each write only after the store acknowledged it.
 import { Store } from '../../src/store/store.js';
-import { adminIndexes } from '../../src/store/classes.js';
+import { adminIndexes } from '../../src/model/indexes.js';
 
 const store = new Store({ dataDir: process.argv[2]!, headName: 'writer' });
 const admins = store.collection('admin', adminIndexes);

@@ -1,31 +1,13 @@
 // Attribute-group objects (spec 001, Attribute-Group Objects): named sets of attributes nodes
 // inherit in the order of their groups. A change to a group changes every member's merged
 // attributes at once, because merged attributes are computed when read, never copied.
-import { normaliseAttributes, openClusterCollections, referrers } from '../../cluster/model.js';
-import { attribIndexes } from '../../store/classes.js';
-import { badRequest } from '../errors.js';
-import { objectRoutes, objectStore, type ObjectClass } from '../objects.js';
+// Routes only: the class itself (fields, rules) is src/model/classes/attrib.ts.
+import { badRequest } from '../../http/errors.js';
+import { attribClass } from '../../model/classes/attrib.js';
+import { normaliseAttributes } from '../../model/cluster.js';
+import type { ObjectClass } from '../../model/object-store.js';
+import { objectRoutes } from '../object-routes.js';
 import type { Route } from '../route.js';
-
-export const attribClass: ObjectClass = {
-  name: 'attrib',
-  plural: 'attribs',
-  label: 'attribute group',
-  indexes: attribIndexes,
-  readAccess: 'role.authuser',
-  writeAccess: 'role.fulladmin',
-  opens: openClusterCollections,
-  fields: {
-    name: { type: 'string', required: true, summary: 'Name of the group' },
-    description: { type: 'string', summary: 'Free text' },
-    attributes: { type: 'object', summary: 'Key-value pairs (one level; values stored as strings) the member nodes inherit' },
-  },
-  defaults: () => ({ attributes: {} }),
-  derive(record) {
-    record.attributes = normaliseAttributes(record.attributes ?? {}, 'attributes');
-  },
-  inUse: (record, store) => referrers(store, record.uid, `attribute group ${String(record.name)}`),
-};
 
 /** Attribute keys from a DELETE body: one key or a list of keys. */
 export function attributeKeys(body: unknown): string[] {
@@ -42,7 +24,7 @@ export function attributeKeys(body: unknown): string[] {
 export function attributeRoutes(cls: ObjectClass, getSummary: string, get: Route['handler']): Route[] {
   const path = `/${cls.name}/:id/attributes`;
   const change = (fn: (current: Record<string, string>, body: unknown) => Record<string, string>): Route['handler'] => async (req, ctx) => {
-    await objectStore(cls, ctx).modify(req.principal!.name, req.params.id!, (record) => ({
+    await ctx.model.objects(cls).modify(req.principal!.name, req.params.id!, (record) => ({
       ...record, attributes: fn({ ...(record.attributes as Record<string, string> | undefined) }, req.body),
     }));
   };
@@ -69,5 +51,5 @@ export function attributeRoutes(cls: ObjectClass, getSummary: string, get: Route
 export const attribRoutes: Route[] = [
   ...objectRoutes(attribClass),
   ...attributeRoutes(attribClass, 'The attribute group\'s key-value pairs', (req, ctx) =>
-    objectStore(attribClass, ctx).resolve(req.params.id!).attributes ?? {}),
+    ctx.model.objects(attribClass).resolve(req.params.id!).attributes ?? {}),
 ];

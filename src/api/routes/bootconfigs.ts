@@ -1,90 +1,48 @@
-// Boot config objects (spec 001, Boot Config Objects): how a node boots — kernel and initramfs
-// (files in the chunk store), command line, boot style, image, repo and kickstart. Also the
-// rendered kickstart per node, consistency checks, and export/import as one tar archive.
+// Boot config routes (spec 001, Boot Config Objects; the class is src/model/classes/bootconfig.ts):
+// the standard routes, kernel and initramfs files, the kickstart rendered per node, consistency
+// checks, and export/import as one tar archive.
 import { createHash } from 'node:crypto';
-import { nodes } from '../../cluster/model.js';
-import { bufferContent, FileReply, type ReplyContent } from '../../boot/file-reply.js';
-import { kickstartExists, nodeVariables, readKickstart, renderKickstart } from '../../boot/kickstart.js';
-import { bootConfigIndexes } from '../../store/classes.js';
+import { fillNodeTemplate, nodeVariables } from '../../boot/kickstart.js';
+import { badRequest, notFound, notImplemented } from '../../http/errors.js';
+import { bufferContent, FileReply, type ReplyContent } from '../../http/file-reply.js';
+import { bootConfigClass } from '../../model/classes/bootconfig.js';
+import { Conflict } from '../../model/errors.js';
+import { META_FIELDS } from '../../model/object-store.js';
 import type { FileReader, StagedFile } from '../../store/chunks.js';
-import { StoreConflict } from '../../store/errors.js';
+import type { StoredRecord } from '../../store/store.js';
 import { authenticate } from '../auth.js';
-import { AttachedFiles, chunkStoreOf, fileRoutes, recordRoutes } from '../content.js';
 import type { ApiContext } from '../context.js';
-import { badRequest, notFound, notImplemented } from '../errors.js';
-import { META_FIELDS, objectStore, type ObjectClass } from '../objects.js';
-import type { Request, Route } from '../route.js';
+import { fileRoutes } from '../file-routes.js';
+import { objectRoutes } from '../object-routes.js';
+import { actor, type Request, type Route } from '../route.js';
 import { readTar, TAR_END, tarHeader, tarPadding } from '../tar.js';
-import { validateBody } from '../validation.js';
-import { imageClass } from './images.js';
-import { nodeClass } from './nodes.js';
-import { repoClass } from './repos.js';
 
-export const BOOT_STYLES = ['rwram', 'roram', 'iscsi', 'next', 'disked', 'sanboot', 'live'] as const;
-const SLOTS = ['kernel', 'initramfs'] as const;
+const bootConfigs = (ctx: ApiContext) => ctx.model.bootConfigs;
+const files = (ctx: ApiContext) => ctx.model.files(bootConfigClass);
 
-export const bootConfigClass: ObjectClass = {
-  name: 'bootconfig',
-  plural: 'bootconfigs',
-  label: 'boot config',
-  indexes: bootConfigIndexes,
-  readAccess: 'role.authuser',
-  writeAccess: 'role.fulladmin',
-  frozenReason: 'Cannot modify frozen boot configuration.',
-  fields: {
-    name: { type: 'string', required: true, summary: 'Name of the boot config' },
-    description: { type: 'string', summary: 'Free text' },
-    cmdline: { type: 'string', summary: 'Kernel command line' },
-    image: { type: 'string', summary: 'Image booted into (UID or name; stored as UID)' },
-    boot_style: { type: 'string', enum: BOOT_STYLES, summary: 'How the node boots; default rwram (RAM-based, read-write)' },
-    repo: { type: 'string', summary: 'Repo used by installs (UID or name; stored as UID)' },
-    kickstart: { type: 'string', summary: 'Name of a kickstart file in <data-dir>/kickstarts/' },
-    kernel: { type: 'object', readOnly: true, summary: 'The kernel: size, mtime, chksum, fmt (upload with PUT /bootconfig/<UID>/kernel)' },
-    initramfs: { type: 'object', readOnly: true, summary: 'The initramfs: size, mtime, chksum, fmt (upload with PUT /bootconfig/<UID>/initramfs)' },
-  },
-  defaults: () => ({ boot_style: 'rwram' }),
-};
-
-const bootConfigs = (ctx: ApiContext) => objectStore(bootConfigClass, ctx);
-const files = (ctx: ApiContext) => new AttachedFiles(bootConfigs(ctx), SLOTS);
-
-/** What is wrong with a boot config: missing files, dangling references, missing kickstart. */
-export async function bootConfigProblems(ctx: ApiContext, record: Record<string, unknown> & { uid: string }): Promise<string[]> {
-  const problems: string[] = [];
-  for (const slot of SLOTS) if (!files(ctx).manifest(ctx, record.uid, slot)) problems.push(`no ${slot}`);
-  if (typeof record.image === 'string') {
-    const image = objectStore(imageClass, ctx).collection.get(record.image);
-    if (!image) problems.push(`image ${record.image} does not exist`);
-    else if (!chunkStoreOf(ctx).stat(`image/${image.uid}/content`)) problems.push(`image ${image.name as string} has no content`);
-  }
-  if (typeof record.repo === 'string' && !objectStore(repoClass, ctx).collection.get(record.repo)) problems.push(`repo ${record.repo} does not exist`);
-  if (typeof record.kickstart === 'string' && !(await kickstartExists(ctx.config.server.data_dir, record.kickstart).catch(() => false)))
-    problems.push(`kickstart file ${record.kickstart} does not exist`);
-  return problems;
+/** The reason GET …/errors gives for a boot config with problems, or undefined when it has none. */
+function problemReason(ctx: ApiContext, record: StoredRecord): string | undefined {
+  const problems = ctx.model.bootConfigProblems(record);
+  return problems.length === 0 ? undefined : `Boot config ${record.name as string}: ${problems.map((p) => p.text).join('; ')}`;
 }
 
 /** The node a kickstart is rendered for: `?node=` (uid, name, MAC or IP; needs a token) or the caller's IP. */
-async function kickstartNode(req: Request, ctx: ApiContext) {
-  const collection = nodes(ctx.store);
+async function kickstartNode(req: Request, ctx: ApiContext): Promise<StoredRecord> {
   const named = req.query.get('node');
   if (named !== null) {
     // Naming another node reveals its data: only for authenticated callers.
     await authenticate(KICKSTART_FOR_NAMED_NODE, req, ctx);
-    const uid = collection.get(named) ? named : (collection.lookup('name', named) ?? collection.lookup('mac', named.toLowerCase()) ?? collection.lookup('ip', named));
-    const node = uid === undefined ? undefined : collection.get(uid);
-    if (!node) throw notFound(`No node found for ID=${named}`);
-    return node;
+    // Any id a node answers to (uid, name, MAC in any notation, IP), as on /node/<id>.
+    return ctx.model.nodes.resolve(named);
   }
-  const uid = collection.lookup('ip', req.remoteAddress);
-  const node = uid === undefined ? undefined : collection.get(uid);
+  const uid = ctx.model.nodes.collection.lookup('ip', req.remoteAddress);
+  const node = uid === undefined ? undefined : ctx.model.nodes.collection.get(uid);
   if (!node) throw notFound(`No node has the caller's address ${req.remoteAddress}; name one with ?node=`);
   return node;
 }
 
 /** The access rule for `?node=`: the kickstart route as if it required role.authuser. */
-const KICKSTART_FOR_NAMED_NODE: Route = {
-  method: 'GET', path: '/bootconfig/:id/kickstart?node=', access: 'role.authuser', summary: 'kickstart for a named node', handler: () => undefined,
-};
+const KICKSTART_FOR_NAMED_NODE = { method: 'GET', path: '/bootconfig/:id/kickstart?node=', access: 'role.authuser' } as const;
 
 /** The archive GET /bootconfig/<UID>/export sends: bootconfig.json, kernel, initramfs. */
 function exportArchive(ctx: ApiContext, id: string): FileReply {
@@ -99,8 +57,8 @@ function exportArchive(ctx: ApiContext, id: string): FileReply {
   };
   add('bootconfig.json', json.length, record.last_modified as number, { bytes: json });
   const digest = createHash('sha256').update(json);
-  for (const slot of SLOTS) {
-    const reader = chunkStoreOf(ctx).open(files(ctx).id(record.uid, slot));
+  for (const slot of files(ctx).slots) {
+    const reader = ctx.model.chunks.open(files(ctx).id(record.uid, slot));
     if (!reader) continue;
     readers.push(reader);
     digest.update(reader.manifest.sha256);
@@ -134,7 +92,8 @@ function exportArchive(ctx: ApiContext, id: string): FileReply {
 
 /** POST /bootconfigs/import: a new boot config from an export archive, record and files in one transaction. */
 async function importArchive(req: Request, ctx: ApiContext): Promise<string> {
-  const chunks = chunkStoreOf(ctx);
+  const chunks = ctx.model.chunks;
+  const slots = files(ctx).slots;
   const staged = new Map<string, StagedFile>();
   let fields: Record<string, unknown> | undefined;
   try {
@@ -148,7 +107,7 @@ async function importArchive(req: Request, ctx: ApiContext): Promise<string> {
         } catch {
           throw badRequest('bootconfig.json in the archive is not JSON');
         }
-      } else if ((SLOTS as readonly string[]).includes(member.name) && !staged.has(member.name)) {
+      } else if (slots.includes(member.name) && !staged.has(member.name)) {
         staged.set(member.name, await chunks.stage(member.data, { mtime: member.mtime }));
       } else throw badRequest(`Unexpected member '${member.name}' in the archive (expected bootconfig.json, kernel, initramfs)`);
     }
@@ -160,16 +119,12 @@ async function importArchive(req: Request, ctx: ApiContext): Promise<string> {
     }
     const rename = req.query.get('name');
     if (rename !== null) record.name = rename;
-    validateBody(bootConfigs(ctx).fields, record, true);
-    const name = record.name as string;
-    if (name === '' || /^[0-9a-f]{32}$/.test(name)) throw badRequest(`Field 'name' must be non-empty and not look like a UID`);
-    return await ctx.store.write(req.principal!.name, (tx) => {
-      const stored = tx.put(bootConfigs(ctx).collection, { boot_style: 'rwram', ...record });
-      for (const [slot, file] of staged) chunks.linkInTx(files(ctx).id(stored.uid, slot), file);
-      return stored.uid;
+    const stored = await bootConfigs(ctx).create(actor(req), record, (created) => {
+      for (const [slot, file] of staged) chunks.linkInTx(files(ctx).id(created.uid, slot), file);
     });
+    return stored.uid;
   } catch (err) {
-    if (err instanceof StoreConflict) throw badRequest(`${err.message} Import it under another name with ?name=`);
+    if (err instanceof Conflict) throw new Conflict(`${err.message} Import it under another name with ?name=`);
     throw err;
   } finally {
     for (const file of staged.values()) file.release();
@@ -177,7 +132,7 @@ async function importArchive(req: Request, ctx: ApiContext): Promise<string> {
 }
 
 export const bootConfigRoutes: Route[] = [
-  ...recordRoutes(bootConfigClass, SLOTS, [{ field: 'image', cls: imageClass }, { field: 'repo', cls: repoClass }]),
+  ...objectRoutes(bootConfigClass),
   ...fileRoutes(bootConfigClass, 'kernel', 'kernel'),
   ...fileRoutes(bootConfigClass, 'initramfs', 'initramfs'),
   {
@@ -187,27 +142,22 @@ export const bootConfigRoutes: Route[] = [
       const record = bootConfigs(ctx).resolve(req.params.id!);
       if (typeof record.kickstart !== 'string') throw notFound(`Boot config ${req.params.id} has no kickstart`);
       const node = await kickstartNode(req, ctx);
-      const { text, mtime } = await readKickstart(ctx.config.server.data_dir, record.kickstart);
-      const rendered = renderKickstart(text, nodeVariables(ctx.store, node, objectStore(nodeClass, ctx).view(node)));
+      const { text, mtime } = await ctx.model.kickstarts.read(record.kickstart);
+      const rendered = fillNodeTemplate(text, nodeVariables(ctx.store, node, ctx.model.nodes.view(node)));
       return new FileReply(bufferContent(Buffer.from(rendered, 'utf8'), mtime), { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
     },
   },
   {
-    method: 'GET', path: '/bootconfig/:id/errors', access: 'role.authuser', summary: 'Check the boot config: files present, references valid',
-    handler: async (req, ctx) => {
-      const record = bootConfigs(ctx).resolve(req.params.id!);
-      const problems = await bootConfigProblems(ctx, record);
-      if (problems.length > 0) throw badRequest(`Boot config ${record.name as string}: ${problems.join('; ')}`);
+    method: 'GET', path: '/bootconfig/:id/errors', access: 'role.authuser', summary: 'Check the boot config: what its boot style needs is there, references valid',
+    handler: (req, ctx) => {
+      const reason = problemReason(ctx, bootConfigs(ctx).resolve(req.params.id!));
+      if (reason !== undefined) throw badRequest(reason);
     },
   },
   {
     method: 'GET', path: '/bootconfigs/errors', access: 'role.authuser', summary: 'Check every boot config',
-    handler: async (_req, ctx) => {
-      const reasons: string[] = [];
-      for (const record of bootConfigs(ctx).collection.list()) {
-        const problems = await bootConfigProblems(ctx, record);
-        if (problems.length > 0) reasons.push(`Boot config ${record.name as string}: ${problems.join('; ')}`);
-      }
+    handler: (_req, ctx) => {
+      const reasons = bootConfigs(ctx).collection.list().map((record) => problemReason(ctx, record)).filter((reason) => reason !== undefined);
       if (reasons.length > 0) throw badRequest(reasons.join('\n'));
     },
   },

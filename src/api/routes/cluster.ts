@@ -1,16 +1,17 @@
 // Cluster-wide endpoints (spec 001, Cluster-wide Endpoints). Where the spec leaves an endpoint to
 // the vendor, docs/cluster.md says what keel returns and why.
 import { createHash } from 'node:crypto';
-import { attribGroups, namingPools, networks, nodes, openClusterCollections, resolveRef } from '../../cluster/model.js';
-import { parsePattern } from '../../cluster/naming.js';
-import { clusterSettings, putClusterSettingsInTx, type ClusterSettings } from '../../cluster/settings.js';
-import { adminIndexes, dyngroupIndexes, hostnameIndexes } from '../../store/classes.js';
-import type { Store } from '../../store/store.js';
+import { badRequest, notFound } from '../../http/errors.js';
+import { attribClass } from '../../model/classes/attrib.js';
+import { networkClass } from '../../model/classes/network.js';
+import { nodes } from '../../model/cluster.js';
+import type { Model } from '../../model/model.js';
+import { parsePattern } from '../../model/naming.js';
+import { isPlainObject, type Schema } from '../../model/schema.js';
+import { clusterSettings, putClusterSettingsInTx, type ClusterSettings } from '../../model/settings.js';
 import { VERSION } from '../../version.js';
 import type { ApiContext } from '../context.js';
-import { badRequest, notFound } from '../errors.js';
 import type { Route } from '../route.js';
-import { isPlainObject, type Schema } from '../validation.js';
 
 /** Keys of PATCH /cluster; `null` removes a key (back to its default). */
 const CLUSTER_FIELDS: Schema = {
@@ -25,15 +26,13 @@ const CLUSTER_FIELDS: Schema = {
   influx_token: { type: 'string', summary: 'Token of the monitoring database (write-only: GET shows only influx_token_set)' },
 };
 
-const collections = (store: Store) => ({
-  admins: store.collection('admin', adminIndexes),
-  nodes: nodes(store),
-  attribs: attribGroups(store),
-  namingpools: namingPools(store),
-  nets: networks(store),
-  hostnames: store.collection('hostname', hostnameIndexes),
-  dyngroups: store.collection('dyngroup', dyngroupIndexes),
-});
+/** The classes /cluster/summary and /cluster/usage count, by their plural. */
+const SUMMARY_CLASSES = ['admin', 'node', 'attrib', 'namingpool', 'net', 'hostname', 'dyngroup'] as const;
+
+const collections = (model: Model) => Object.fromEntries(SUMMARY_CLASSES.map((name) => {
+  const { cls, collection } = model.objectsNamed(name);
+  return [cls.plural, collection];
+}));
 
 /** This head's uid: stable, derived from its configured name (keel has one head per store). */
 export function headUid(ctx: ApiContext): string {
@@ -65,13 +64,12 @@ async function patchCluster(ctx: ApiContext, actor: string, body: Record<string,
     const pattern = parsePattern(body.naming);
     if (typeof pattern === 'string') throw badRequest(`Field 'naming' ${pattern}`);
   }
-  openClusterCollections(ctx.store);
   await ctx.store.write(actor, () => {
     const settings: Record<string, unknown> = { ...clusterSettings(ctx.store) };
     for (const [key, value] of Object.entries(body)) {
       if (value === null) delete settings[key];
-      else if (key === 'default_group') settings[key] = resolveRef(attribGroups(ctx.store), 'attribute group', key, value);
-      else if (key === 'default_network') settings[key] = resolveRef(networks(ctx.store), 'network', key, value);
+      else if (key === 'default_group') settings[key] = ctx.model.objects(attribClass).referenceTo(key, value);
+      else if (key === 'default_network') settings[key] = ctx.model.objects(networkClass).referenceTo(key, value);
       else settings[key] = value;
     }
     putClusterSettingsInTx(ctx.store, settings as ClusterSettings);
@@ -103,15 +101,14 @@ export const clusterRoutes: Route[] = [
   },
   {
     method: 'GET', path: '/cluster/summary', access: 'role.authuser', summary: 'Uids of all objects, by class',
-    handler: (_req, ctx) => Object.fromEntries(Object.entries(collections(ctx.store)).map(([plural, c]) => [plural, [...c.records.getKeys()]])),
+    handler: (_req, ctx) => Object.fromEntries(Object.entries(collections(ctx.model)).map(([plural, c]) => [plural, [...c.records.getKeys()]])),
   },
   {
     method: 'GET', path: '/cluster/hosts', access: 'public', summary: 'Host name → IP address of every node and address record',
     handler: (_req, ctx) => {
       const hosts: Record<string, string> = {};
-      const { nodes: nodeRecords, hostnames } = collections(ctx.store);
-      for (const record of hostnames.list()) if (typeof record.ip === 'string') hosts[record.name as string] = record.ip;
-      for (const node of nodeRecords.list()) if (typeof node.ip === 'string') hosts[node.name as string] = node.ip;
+      for (const record of ctx.model.objectsNamed('hostname').collection.list()) if (typeof record.ip === 'string') hosts[record.name as string] = record.ip;
+      for (const node of ctx.model.nodes.collection.list()) if (typeof node.ip === 'string') hosts[node.name as string] = node.ip;
       return hosts;
     },
   },
@@ -119,7 +116,7 @@ export const clusterRoutes: Route[] = [
     method: 'GET', path: '/cluster/sshkeys', access: 'public', summary: 'SSH public keys authorised on the nodes: every admin\'s keys',
     handler: (_req, ctx) => {
       const keys = new Set<string>();
-      for (const admin of collections(ctx.store).admins.list()) for (const key of (admin.keys as string[] | undefined) ?? []) keys.add(key);
+      for (const admin of ctx.model.admins.collection.list()) for (const key of (admin.keys as string[] | undefined) ?? []) keys.add(key);
       return { keys: [...keys] };
     },
   },
@@ -138,7 +135,7 @@ export const clusterRoutes: Route[] = [
       const byType: Record<string, number> = {};
       for (const node of nodes(ctx.store).list()) byType[node.type as string] = (byType[node.type as string] ?? 0) + 1;
       return {
-        objects: Object.fromEntries(Object.entries(collections(ctx.store)).map(([plural, c]) => [plural, c.count()])),
+        objects: Object.fromEntries(Object.entries(collections(ctx.model)).map(([plural, c]) => [plural, c.count()])),
         nodes_by_type: byType,
         accountant: clusterSettings(ctx.store).accountant ?? null,
       };

@@ -3,15 +3,13 @@
 // role.poweradmin: console output carries what a machine prints at boot and in a root shell
 // (passwords typed at prompts, kickstart secrets), and the WebSocket types into it.
 import type { WebSocketBehavior } from 'uWebSockets.js';
-import { consoleService } from '../../power/console-service.js';
+import { badRequest, HttpError, statusLine, toHttpError } from '../../http/errors.js';
 import { authenticate } from '../auth.js';
 import type { ApiContext } from '../context.js';
-import { badRequest, HttpError, statusLine } from '../errors.js';
-import { objectStore } from '../objects.js';
+import { DOMAIN_ERROR_STATUSES } from '../errors.js';
 import type { Request, Route } from '../route.js';
-import { nodeClass } from './nodes.js';
 
-const consoles = (ctx: ApiContext) => consoleService(ctx.store, ctx.config.server.data_dir, ctx.log);
+const consoles = (ctx: ApiContext) => ctx.consoles;
 
 export const DEFAULT_CONSOLE_KIB = 64;
 const MAX_CONSOLE_KIB = 65_536;
@@ -21,7 +19,7 @@ export const consoleRoutes: Route[] = [
     method: 'GET', path: '/node/:id/console', access: 'role.poweradmin',
     summary: 'Newest console output: ?kib=N (default 64), ?encoding=base64 for exact bytes; a WebSocket upgrade here is the live console',
     handler: async (req, ctx) => {
-      const node = objectStore(nodeClass, ctx).resolve(req.params.id!);
+      const node = ctx.model.nodes.resolve(req.params.id!);
       const kibText = req.query.get('kib');
       const kib = kibText === null ? DEFAULT_CONSOLE_KIB : Number(kibText);
       if (!Number.isInteger(kib) || kib < 1 || kib > MAX_CONSOLE_KIB) throw badRequest(`kib must be an integer 1..${MAX_CONSOLE_KIB}`);
@@ -35,9 +33,7 @@ export const consoleRoutes: Route[] = [
 ];
 
 /** The access check of the WebSocket, as a route so that authenticate() treats it like the REST ones. */
-const WEBSOCKET_ROUTE: Route = {
-  method: 'GET', path: '/node/:id/console (WebSocket)', access: 'role.poweradmin', summary: 'Live console', handler: () => undefined,
-};
+const WEBSOCKET_ROUTE = { method: 'GET', path: '/node/:id/console (WebSocket)', access: 'role.poweradmin' } as const;
 
 interface ConsoleSocket {
   uid: string;
@@ -77,20 +73,21 @@ export function consoleWebSocket(ctx: ApiContext): WebSocketBehavior<ConsoleSock
       void (async () => {
         try {
           const principal = await authenticate(WEBSOCKET_ROUTE, request, ctx);
-          const node = objectStore(nodeClass, ctx).resolve(id);
+          const node = ctx.model.nodes.resolve(id);
           if (service.status(node.uid).kind === 'none') throw new HttpError(409, `Node ${id} has no console capture (set its 'console' attribute)`);
           if (aborted) return;
           ctx.log.info({ node: node.uid, admin: principal?.name }, 'console opened');
           res.cork(() => res.upgrade<ConsoleSocket>({ uid: node.uid, closed: false }, key, protocol, extensions, context));
         } catch (err) {
           if (aborted) return;
-          const status = err instanceof HttpError ? err.status : 500;
-          const reason = err instanceof HttpError ? err.message : 'Internal server error';
-          if (status === 500) ctx.log.error({ err }, 'console upgrade failed');
+          const refusal = toHttpError(err, DOMAIN_ERROR_STATUSES);
+          const status = refusal?.status ?? 500;
+          const reason = refusal?.message ?? 'Internal server error';
+          if (!refusal) ctx.log.error({ err }, 'console upgrade failed');
           res.cork(() => {
             res.writeStatus(statusLine(status));
             res.writeHeader('Content-Type', 'application/json');
-            if (err instanceof HttpError) for (const [name, value] of Object.entries(err.headers)) res.writeHeader(name, value);
+            for (const [name, value] of Object.entries(refusal?.headers ?? {})) res.writeHeader(name, value);
             res.end(JSON.stringify({ success: false, reason }), true);
           });
         }

@@ -1,28 +1,8 @@
 // Software distribution objects (spec 001, Software Distribution Objects): which repos hold the
 // packages and the packaging scheme. Repos are accepted by uid or name and stored as uids.
-import { distroIndexes } from '../../store/classes.js';
-import { recordRoutes } from '../content.js';
-import type { ObjectClass } from '../objects.js';
+// Routes only: the class itself (fields, rules) is src/model/classes/distro.ts.
+import { distroClass } from '../../model/classes/distro.js';
+import { objectRoutes } from '../object-routes.js';
 import type { Route } from '../route.js';
-import { repoClass } from './repos.js';
 
-export const PACKAGING = ['rpm', 'deb', 'apk'] as const;
-
-export const distroClass: ObjectClass = {
-  name: 'distro',
-  plural: 'distros',
-  label: 'distro',
-  indexes: distroIndexes,
-  readAccess: 'role.authuser',
-  writeAccess: 'role.fulladmin',
-  fields: {
-    name: { type: 'string', required: true, summary: 'Name of the distribution' },
-    description: { type: 'string', summary: 'Free text' },
-    repos: { type: 'string[]', summary: 'Repos (UIDs or names; stored as UIDs)' },
-    packaging: { type: 'string', enum: PACKAGING, summary: 'Packaging scheme; rpm when not given' },
-    release: { type: 'string', summary: 'Name of the release' },
-  },
-  defaults: () => ({ packaging: 'rpm' }),
-};
-
-export const distroRoutes: Route[] = recordRoutes(distroClass, [], [{ field: 'repos', cls: repoClass, list: true }]);
+export const distroRoutes: Route[] = objectRoutes(distroClass);

@@ -1,6 +1,5 @@
 // Stored data no file references (spec 003, /head/files/unused): chunks left by replaced or
 // deleted files, aborted and rejected uploads. Listed and collected by the chunk store's GC.
-import { chunkStoreOf } from '../content.js';
 import type { Route } from '../route.js';
 
 export const unusedFileRoutes: Route[] = [
@@ -9,14 +8,14 @@ export const unusedFileRoutes: Route[] = [
     // so it takes a full admin.
     method: 'GET', path: '/head/files/unused', access: 'role.fulladmin', summary: 'Stored chunks no file references, with sizes and total bytes',
     handler: (_req, ctx) => {
-      const { chunks, bytes } = chunkStoreOf(ctx).unused();
+      const { chunks, bytes } = ctx.model.chunks.unused();
       return { count: chunks.length, bytes, chunks };
     },
   },
   {
     method: 'DELETE', path: '/head/files/unused', access: 'role.fulladmin', summary: 'Delete the unreferenced chunks; returns what was freed',
     handler: async (_req, ctx) => {
-      const { chunks, bytes } = await chunkStoreOf(ctx).collectGarbage();
+      const { chunks, bytes } = await ctx.model.chunks.collectGarbage();
       return { count: chunks.length, bytes, chunks };
     },
   },

@@ -1,5 +1,5 @@
 // Every API route, in one table.
-import { Router } from '../router.js';
+import { Router } from '../../http/router.js';
 import type { Route } from '../route.js';
 import { adminRoutes } from './admins.js';
 import { bootConfigRoutes } from './bootconfigs.js';
@@ -24,8 +24,6 @@ export const allRoutes: readonly Route[] = [...sessionRoutes, ...adminRoutes, ..
   ...imageRoutes, ...bootConfigRoutes, ...kickstartRoutes, ...repoRoutes, ...distroRoutes, ...unusedFileRoutes,
   ...powerRoutes, ...consoleRoutes];
 
-export function buildRouter(routes: readonly Route[] = allRoutes): Router {
-  const router = new Router();
-  for (const route of routes) router.add(route);
-  return router;
+export function buildApiRouter(routes: readonly Route[] = allRoutes): Router<Route> {
+  return new Router(routes);
 }

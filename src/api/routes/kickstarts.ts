@@ -1,15 +1,15 @@
 // Kickstart files (spec 000, GET /kickstart/<NAME>): public raw text for installers, plus an API
 // to list, upload and delete them (admins may also copy files into <data-dir>/kickstarts/).
-import { FileReply, bufferContent } from '../../boot/file-reply.js';
-import { listKickstarts, MAX_KICKSTART_BYTES, readKickstart, removeKickstart, writeKickstart } from '../../boot/kickstart.js';
-import { badRequest, HttpError } from '../errors.js';
+import { badRequest, HttpError } from '../../http/errors.js';
+import { FileReply, bufferContent } from '../../http/file-reply.js';
+import { MAX_KICKSTART_BYTES } from '../../model/kickstarts.js';
 import type { Route } from '../route.js';
 
 export const kickstartRoutes: Route[] = [
   {
     method: 'GET', path: '/kickstart/:name', access: 'public', summary: 'A kickstart file as it is (raw text, no envelope)',
     handler: async (req, ctx) => {
-      const { text, mtime } = await readKickstart(ctx.config.server.data_dir, req.params.name!);
+      const { text, mtime } = await ctx.model.kickstarts.read(req.params.name!);
       return new FileReply(bufferContent(Buffer.from(text, 'utf8'), mtime), { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache' });
     },
   },
@@ -26,16 +26,16 @@ export const kickstartRoutes: Route[] = [
       }
       const bytes = Buffer.concat(parts, size);
       if (bytes.includes(0)) throw badRequest('A kickstart file must be text (it contains NUL bytes)');
-      await writeKickstart(ctx.config.server.data_dir, req.params.name!, bytes);
+      await ctx.model.kickstarts.write(req.params.name!, bytes);
       return { name: req.params.name, size };
     },
   },
   {
     method: 'DELETE', path: '/kickstart/:name', access: 'role.fulladmin', summary: 'Delete a kickstart file',
-    handler: async (req, ctx) => removeKickstart(ctx.config.server.data_dir, req.params.name!),
+    handler: async (req, ctx) => ctx.model.kickstarts.remove(req.params.name!),
   },
   {
     method: 'GET', path: '/kickstarts', access: 'role.authuser', summary: 'Kickstart files: name, size, mtime',
-    handler: (_req, ctx) => listKickstarts(ctx.config.server.data_dir),
+    handler: (_req, ctx) => ctx.model.kickstarts.list(),
   },
 ];

@@ -1,91 +1,27 @@
 // Node objects (spec 001, Node Objects): the machines keel boots. A node is addressed by uid,
 // name, MAC (any notation) or IP; its name, index and IP come from its naming pool and network
-// (src/cluster/allocation.ts), its attributes from its groups then itself (src/cluster/model.ts).
-import { isIPv4 } from 'node:net';
-import { normaliseMac } from '../../cluster/address.js';
-import { placeNode } from '../../cluster/allocation.js';
-import { attribGroups, mergedAttributes, namingPools, networks, nodes, normaliseAttributes, openClusterCollections, resolveRef } from '../../cluster/model.js';
-import { parsePowerUri, substitutePowerUri } from '../../cluster/power-uri.js';
-import { nodeIndexes } from '../../store/classes.js';
-import type { Store, StoredRecord } from '../../store/store.js';
+// (src/model/allocation.ts), its attributes from its groups then itself (src/model/cluster.ts).
+// Routes only: the class itself (fields, rules) is src/model/classes/node.ts.
+import { badRequest, notFound } from '../../http/errors.js';
+import { nodeClass } from '../../model/classes/node.js';
+import { attribClass } from '../../model/classes/attrib.js';
+import { mergedAttributes, nodes, normaliseAttributes } from '../../model/cluster.js';
+import { fillPowerUri, parsePowerUri } from '../../model/power-uri.js';
+import { isPlainObject, validateBody, type Schema } from '../../model/schema.js';
+import type { StoredRecord } from '../../store/store.js';
 import type { ApiContext } from '../context.js';
-import { badRequest, notFound } from '../errors.js';
-import { objectRoutes, objectStore, type ObjectClass } from '../objects.js';
-import type { Request, Route } from '../route.js';
-import { isPlainObject, validateBody, type Schema } from '../validation.js';
+import { objectRoutes } from '../object-routes.js';
+import { actor, type Request, type Route } from '../route.js';
 import { attributeRoutes } from './attribs.js';
 
-export const NODE_TYPES = ['unknown', 'compute', 'head', 'simulated'] as const;
-
-/** Domain of nodes on networks without one. */
-export const DEFAULT_DOMAIN = 'cluster.local';
-
-export const nodeClass: ObjectClass = {
-  name: 'node',
-  plural: 'nodes',
-  label: 'node',
-  indexes: nodeIndexes,
-  readAccess: 'role.authuser',
-  writeAccess: 'role.fulladmin',
-  opens: openClusterCollections,
-  bulkCreate: true,
-  fields: {
-    name: { type: 'string', readOnly: true, summary: 'Computed from the naming pool pattern and the node\'s index', source: 'naming pool' },
-    description: { type: 'string', summary: 'Free text' },
-    type: { type: 'string', enum: NODE_TYPES, summary: 'Kind of node (default compute)' },
-    mac: { type: 'string', required: true, summary: 'MAC address of the boot interface; unique; any notation, stored as aa:bb:cc:dd:ee:ff' },
-    attributes: { type: 'object', summary: 'The node\'s own attributes; they override those of its groups' },
-    groups: { type: 'string[]', summary: 'Attribute groups (uids or names; stored as uids), applied in order' },
-    naming_pool: { type: 'string', summary: 'Naming pool (uid or name; stored as uid); default: the cluster\'s default pool' },
-    index: { type: 'integer', readOnly: true, summary: 'Place of the node in its naming pool: the lowest free index', source: 'naming pool' },
-    ip: { type: 'string', readOnly: true, summary: 'IPv4 address, from the naming pool and its network', source: 'naming pool and network' },
-    hostname: { type: 'string', readOnly: true, summary: 'Host name (the node\'s name)', source: 'naming pool' },
-    domain: { type: 'string', readOnly: true, summary: 'DNS domain, from the node\'s network (default cluster.local)', source: 'network' },
-    power_uri: { type: 'string', summary: 'URI of the power controller; <attribute> placeholders are filled from the node\'s attributes' },
-    redfish_uri: { type: 'string', summary: 'URI of the node\'s Redfish service' },
-    hardware: { type: 'object', readOnly: true, summary: 'Hardware facts reported by the node (PUT /node/putstatus)', source: 'node' },
-  },
-  idIndexes: [
-    { index: 'name' },
-    { index: 'mac', key: normaliseMac },
-    { index: 'ip', key: (id) => (isIPv4(id) ? id : undefined) },
-  ],
-  defaults: () => ({ type: 'compute', attributes: {}, groups: [] }),
-  derive(record, { previous, tx, store }) {
-    const mac = normaliseMac(record.mac as string);
-    if (mac === undefined) throw badRequest(`Field 'mac' must be a MAC address, e.g. 52:54:00:12:34:56`);
-    record.mac = mac;
-    record.attributes = normaliseAttributes(record.attributes ?? {}, 'attributes');
-    const groups = attribGroups(store);
-    record.groups = [...new Set(((record.groups as string[] | undefined) ?? []).map((id) => resolveRef(groups, 'attribute group', 'groups', id)))];
-    if (record.naming_pool !== undefined) record.naming_pool = resolveRef(namingPools(store), 'naming pool', 'naming_pool', record.naming_pool);
-    placeNode(store, tx, record, previous);
-  },
-  viewReads: ['net'],
-  present(record, view, store) {
-    view.groups ??= [];
-    view.attributes ??= {};
-    view.hardware ??= {};
-    view.power_uri ??= null;
-    if (record.name !== undefined) view.hostname = record.name;
-    view.domain = nodeDomain(store, record);
-  },
-};
-
-function nodeDomain(store: Store, node: StoredRecord): string {
-  const net = typeof node.net === 'string' ? networks(store).get(node.net) : undefined;
-  return (net?.domain as string | undefined) ?? DEFAULT_DOMAIN;
-}
-
-const nodesOf = (ctx: ApiContext) => objectStore(nodeClass, ctx);
-const actor = (req: Request) => req.principal!.name;
+const nodesOf = (ctx: ApiContext) => ctx.model.nodes;
 
 /** Group ids from a POST/DELETE body (one or a list), resolved to uids. */
 function groupUids(ctx: ApiContext, body: unknown): string[] {
   const ids = typeof body === 'string' ? [body] : body;
   if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === 'string'))
     throw badRequest('Request body must be an attribute group (uid or name) or a non-empty list of them');
-  return ids.map((id) => resolveRef(attribGroups(ctx.store), 'attribute group', 'groups', id));
+  return ids.map((id) => ctx.model.objects(attribClass).referenceTo('groups', id));
 }
 
 const STATUS_BODY: Schema = {
@@ -150,7 +86,7 @@ export const nodeRoutes: Route[] = [
     handler: (req, ctx) => {
       const node = nodesOf(ctx).resolve(req.params.id!);
       if (typeof node.power_uri !== 'string') return { unparsed: null, parsed: null };
-      const unparsed = substitutePowerUri(node.power_uri, mergedAttributes(ctx.store, node), node.hardware as Record<string, unknown> ?? {}, node.status as Record<string, unknown> ?? {});
+      const unparsed = fillPowerUri(node.power_uri, node, mergedAttributes(ctx.store, node));
       return { unparsed, parsed: parsePowerUri(unparsed) ?? null };
     },
   },

@@ -1,20 +1,18 @@
 // Power control and boot device routes (spec 001: GET/PUT /node/<UID>/power_state), plus bulk
 // forms over a list of nodes, a selector or a dynamic group. See docs/power.md.
-import { nodes, selectorSubjects } from '../../cluster/model.js';
-import { selectNodes } from '../../cluster/selector.js';
-import { NoPowerTarget, powerService, type NodePowerResult } from '../../power/service.js';
+import { badRequest, HttpError } from '../../http/errors.js';
+import { dyngroupClass } from '../../model/classes/dyngroup.js';
+import { nodes, selectorSubjects } from '../../model/cluster.js';
+import type { Schema } from '../../model/schema.js';
+import { selectNodes } from '../../model/selector.js';
+import { NoPowerTarget, type NodePowerResult } from '../../power/service.js';
 import { parseSteps, POWER_STATES, stepsForState, type PowerStateRequest, type PowerStep } from '../../power/steps.js';
 import type { StoredRecord } from '../../store/store.js';
 import type { ApiContext } from '../context.js';
-import { badRequest, HttpError } from '../errors.js';
-import { objectStore } from '../objects.js';
 import type { Route } from '../route.js';
-import type { Schema } from '../validation.js';
-import { dyngroupClass } from './dyngroups.js';
-import { nodeClass } from './nodes.js';
 
-const power = (ctx: ApiContext) => powerService(ctx.store, ctx.config.server.data_dir, ctx.log);
-const nodeOf = (ctx: ApiContext, id: string) => objectStore(nodeClass, ctx).resolve(id);
+const power = (ctx: ApiContext) => ctx.power;
+const nodeOf = (ctx: ApiContext, id: string) => ctx.model.nodes.resolve(id);
 
 /** A BMC that failed: the API answered, the power controller did not. */
 const badGateway = (reason: string) => new HttpError(502, reason);
@@ -70,7 +68,7 @@ function selection(ctx: ApiContext, source: Record<string, unknown>): StoredReco
   }
   const selector = source.selector !== undefined
     ? source.selector as string
-    : objectStore(dyngroupClass, ctx).resolve(source.dyngroup as string).selector as string;
+    : ctx.model.objects(dyngroupClass).resolve(source.dyngroup as string).selector as string;
   const result = selectNodes(selector, selectorSubjects(ctx.store));
   if (!result.ok) throw badRequest(`Selector at column ${result.column}: ${result.reason}`);
   const all = nodes(ctx.store);

@@ -1,15 +1,11 @@
 // Login, token refresh and "who am I" (spec 001, Authentication).
-import { adminClass } from './admins.js';
+import { badRequest, unauthorized } from '../../http/errors.js';
+import { verifyPassword } from '../../model/passwords.js';
 import type { ApiContext } from '../context.js';
-import { badRequest, unauthorized } from '../errors.js';
-import { objectStore } from '../objects.js';
-import { verifyPassword } from '../passwords.js';
 import type { Route } from '../route.js';
 
 async function checkCredentials(ctx: ApiContext, body: { user: string; pass?: string; secret?: string }) {
-  const admins = objectStore(adminClass, ctx);
-  const uid = admins.findUid(body.user);
-  const admin = uid === undefined ? undefined : admins.collection.get(uid);
+  const admin = ctx.model.admins.find(body.user);
   if (body.secret !== undefined) {
     // One-time secret from the local socket: consumed even when the user does not match.
     if (!ctx.localLogin.redeem(body.secret, body.user) || !admin) throw unauthorized('Invalid or expired one-time secret');

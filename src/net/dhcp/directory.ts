@@ -1,29 +1,30 @@
-// What the DHCP server needs from the cluster model, read from the store: which mode a subnet is
-// in (Network `dhcp_mode`), what a known node gets (its computed IP and its network's router, DNS,
-// domain, lease time), whether unknown nodes may register, and their registration. Networks are
-// cached and refreshed from the change feed; nodes are read per request (one LMDB index lookup).
-import { formatIPv4, inSubnet, parseIPv4, subnetBase } from '../../cluster/address.js';
-import { networks, nodes, openClusterCollections } from '../../cluster/model.js';
-import { clusterSettings } from '../../cluster/settings.js';
-import { objectStore } from '../../api/objects.js';
-import { DEFAULT_DOMAIN, nodeClass } from '../../api/routes/nodes.js';
+// The DHCP backend (backend.ts) over the object model: which mode a subnet is in (Network
+// `dhcp_mode`), what a known node gets (its computed IP and its network's router, DNS, domain,
+// lease time), whether unknown nodes may register, and their registration (as POST /nodes would).
+// Networks are cached and refreshed from the change feed; nodes are read per request (one LMDB
+// index lookup).
+import { formatIPv4, inSubnet, parseIPv4, subnetBase } from '../../model/address.js';
+import { DEFAULT_DOMAIN } from '../../model/classes/node.js';
+import { networks, nodes } from '../../model/cluster.js';
+import type { Model } from '../../model/model.js';
+import { clusterSettings } from '../../model/settings.js';
 import type { Store, StoredRecord } from '../../store/store.js';
+import type { DhcpBackend, SubnetMode } from './backend.js';
 import type { NodeBinding } from './handler-authoritative.js';
 
 export const DEFAULT_LEASE_SECONDS = 3600;
 const MODE_CACHE_LIMIT = 1024;
 
-export type SubnetMode = { mode: 'proxy' } | { mode: 'authoritative'; network: StoredRecord };
-
-export class DhcpDirectory {
+export class DhcpDirectory implements DhcpBackend<StoredRecord> {
   private networkCache: StoredRecord[] | undefined;
   /** modeFor per address: asked once per request, from few distinct addresses (interfaces, relays). */
-  private readonly modeCache = new Map<string, SubnetMode>();
+  private readonly modeCache = new Map<string, SubnetMode<StoredRecord>>();
   private readonly unsubscribe: () => void;
+  private readonly store: Store;
 
-  constructor(private readonly store: Store) {
-    openClusterCollections(store);
-    this.unsubscribe = store.subscribe((change) => {
+  constructor(private readonly model: Model) {
+    this.store = model.store;
+    this.unsubscribe = model.store.subscribe((change) => {
       if (change.class !== 'net') return;
       this.networkCache = undefined;
       this.modeCache.clear();
@@ -35,7 +36,7 @@ export class DhcpDirectory {
   }
 
   /** The mode of the subnet `address` (the arrival interface's address, or the relay's giaddr) is in. */
-  modeFor(address: string): SubnetMode {
+  modeFor(address: string): SubnetMode<StoredRecord> {
     let mode = this.modeCache.get(address);
     if (mode === undefined) {
       // Bounded: a flood of forged giaddrs must not grow the cache without limit.
@@ -46,7 +47,7 @@ export class DhcpDirectory {
     return mode;
   }
 
-  private findMode(address: string): SubnetMode {
+  private findMode(address: string): SubnetMode<StoredRecord> {
     const value = parseIPv4(address);
     if (value === undefined) return { mode: 'proxy' };
     this.networkCache ??= networks(this.store).list();
@@ -90,6 +91,6 @@ export class DhcpDirectory {
 
   /** Registers an unknown MAC as a node of the default pool, as POST /nodes would. */
   async registerNode(mac: string): Promise<StoredRecord> {
-    return objectStore(nodeClass, { store: this.store }).create('dhcp', { mac, description: 'registered by DHCP (accept_new_nodes)' });
+    return this.model.nodes.create('dhcp', { mac, description: 'registered by DHCP (accept_new_nodes)' });
   }
 }

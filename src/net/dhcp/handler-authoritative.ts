@@ -3,9 +3,10 @@
 // offers that address, ACKs a REQUEST for it, NAKs a REQUEST for any other, and says which lease
 // to record. Boot clients also get the boot policy's file, and option 60 PXEClient (without it
 // iPXE waits 2–3 s for a proxy offer that never comes).
-import { bootClientOf, decideBoot } from '../../boot/policy.js';
+import { decideBoot } from '../../boot/policy.js';
+import { bootClientOf } from './boot-client.js';
 import { BOOTREQUEST, type DhcpPacket } from './codec.js';
-import { addBootOptions, messageTypeOf, MESSAGE_TYPE_NAMES, replyDestination, replySkeleton, type HandlerResult, type RequestContext } from './handler.js';
+import { addBootOptions, messageTypeOf, MESSAGE_TYPE_NAMES, replyDestination, replySkeleton, type HandlerResult, type RequestContext } from './reply.js';
 import { DhcpMessageType, Option, getOption, setOption } from './options.js';
 
 /** What the cluster model says a node gets (src/net/dhcp/directory.ts builds it). */

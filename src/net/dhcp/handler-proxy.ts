@@ -2,9 +2,10 @@
 // DHCP server. Port 67: a PXE/HTTP client's DISCOVER gets an OFFER (yiaddr 0) with the boot file;
 // port 4011: its REQUEST gets an ACK by unicast to where it came from. Everything else on 67 —
 // REQUESTs, RELEASEs, clients that are not booting — belongs to the site's server.
-import { bootClientOf, decideBoot } from '../../boot/policy.js';
+import { decideBoot } from '../../boot/policy.js';
+import { bootClientOf } from './boot-client.js';
 import { BOOTREQUEST, type DhcpPacket } from './codec.js';
-import { addBootOptions, messageTypeOf, MESSAGE_TYPE_NAMES, replyDestination, replySkeleton, type HandlerResult, type RequestContext } from './handler.js';
+import { addBootOptions, messageTypeOf, MESSAGE_TYPE_NAMES, replyDestination, replySkeleton, type HandlerResult, type RequestContext } from './reply.js';
 import { DhcpMessageType } from './options.js';
 
 export function handleProxy(request: DhcpPacket, context: RequestContext): HandlerResult {

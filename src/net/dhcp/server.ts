@@ -7,15 +7,16 @@ import type { Logger } from 'pino';
 import { createSocket, type Datagram, type OutgoingDatagram, type UdpSocket } from 'dgram-native';
 import type { LeaseStore } from '../../store/leases.js';
 import { parseDhcp, serializeDhcp, type DhcpPacket } from './codec.js';
-import type { DhcpDirectory } from './directory.js';
+import type { DhcpBackend } from './backend.js';
 import { handleAuthoritative, type AuthoritativeResult, type LeaseChange } from './handler-authoritative.js';
-import { DHCP_SERVER_PORT, MESSAGE_TYPE_NAMES, messageTypeOf, PXE_PORT, type HandlerResult, type OutgoingReply, type RequestContext } from './handler.js';
+import { DHCP_SERVER_PORT, MESSAGE_TYPE_NAMES, messageTypeOf, PXE_PORT, type HandlerResult, type OutgoingReply, type RequestContext } from './reply.js';
 import { handleProxy } from './handler-proxy.js';
 import { Option, getOption } from './options.js';
 
 export interface DhcpServerOptions {
   interfaces: readonly string[];
-  directory: DhcpDirectory;
+  /** The cluster as DHCP sees it (directory.ts over the model). */
+  directory: DhcpBackend;
   leases: LeaseStore;
   /** HTTP port of the head, for iPXE script and HTTP boot URLs. */
   httpPort: number;

@@ -3,6 +3,7 @@
 // and a synchronous block reader, or with why not (ERROR 1 / 2). Sources are asked in order by
 // CompositeSource.
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync, type Stats } from 'node:fs';
+import { TFTP_FILE_PREFIX } from '../../model/files.js';
 import type { ChunkStore } from '../../store/chunks.js';
 
 export interface TftpFile {
@@ -61,9 +62,6 @@ export function checkTftpPath(filename: string): { segments: string[] } | TftpOp
   // "a//b" and "a/./b" name the same file as "a/b"; normalising them keeps content-store ids canonical.
   return { segments: segments.filter((s) => s !== '' && s !== '.') };
 }
-
-/** Prefix of content-store file ids published for TFTP: `tftp/<path>` is served as `<path>`. */
-export const TFTP_FILE_PREFIX = 'tftp/';
 
 /**
  * Files of the content store whose id is `tftp/<path>`. Chunks are read through one cache shared by

@@ -1,19 +1,18 @@
 // The boot path: public, read-only URLs under /boot for booting nodes and peer heads — the
 // kernel, initramfs and image content they need, by boot config or image, plus content-addressed
 // chunks and file manifests for caching and deduplication. Never the API objects themselves.
-// Protocol: docs/content.md.
-import type { ApiContext } from '../api/context.js';
-import { chunkStoreOf, fileId } from '../api/content.js';
-import { badRequest, notFound } from '../api/errors.js';
-import { objectStore, type ObjectClass } from '../api/objects.js';
-import { Router } from '../api/router.js';
-import type { Route } from '../api/route.js';
-import { bootConfigClass } from '../api/routes/bootconfigs.js';
-import { imageClass } from '../api/routes/images.js';
+// Protocol: docs/content.md. A /boot request goes from src/http to here, the model and the store,
+// and back: these routes are public (a booting node holds no token) and read-only.
+import { badRequest, notFound } from '../http/errors.js';
+import { bufferContent, FileReply, storedContent, type ReplyContent } from '../http/file-reply.js';
+import { Router } from '../http/router.js';
+import { bootConfigClass } from '../model/classes/bootconfig.js';
+import { imageClass } from '../model/classes/image.js';
+import { fileId, TFTP_FILE_PREFIX } from '../model/files.js';
+import type { ObjectClass } from '../model/object-store.js';
 import type { Manifest } from '../store/chunks.js';
-import { bufferContent, FileReply, storedContent, type ReplyContent } from './file-reply.js';
+import type { BootContext, BootRoute } from './context.js';
 import { ipxeScriptRoute } from './ipxe-script.js';
-import { TFTP_FILE_PREFIX } from '../net/tftp/sources.js';
 
 export const BOOT_PREFIX = '/boot';
 
@@ -22,16 +21,16 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /** The chunk store id of a record's file, for the record `id` (uid or name) names. */
-export function recordFile(cls: ObjectClass, slot: string): (ctx: ApiContext, id: string) => string {
+export function recordFile(cls: ObjectClass, slot: string): (ctx: BootContext, id: string) => string {
   return (ctx, id) => {
-    const uid = objectStore(cls, ctx).findUid(id);
+    const uid = ctx.model.objects(cls).findUid(id);
     if (uid === undefined) throw notFound(`No ${cls.label} found for ID=${id}`);
     return fileId(cls.name, uid, slot);
   };
 }
 
-function download(ctx: ApiContext, id: string): FileReply {
-  const reader = chunkStoreOf(ctx).open(id);
+function download(ctx: BootContext, id: string): FileReply {
+  const reader = ctx.model.chunks.open(id);
   if (!reader) throw notFound(`No such file: ${id}`);
   return new FileReply(storedContent(reader), { 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-cache' });
 }
@@ -51,7 +50,7 @@ function manifestReply(manifest: Manifest): FileReply {
 }
 
 /** GET <path> (the file) and GET <path>/manifest for a file located by `locate`. */
-export function bootFileRoutes(path: string, what: string, locate: (ctx: ApiContext, id: string) => string): Route[] {
+export function bootFileRoutes(path: string, what: string, locate: (ctx: BootContext, id: string) => string): BootRoute[] {
   return [
     {
       method: 'GET', path, access: 'public', summary: `The ${what} (Range, ETag, HEAD)`,
@@ -61,7 +60,7 @@ export function bootFileRoutes(path: string, what: string, locate: (ctx: ApiCont
       method: 'GET', path: `${path}/manifest`, access: 'public', summary: `Manifest of the ${what}: size, hashes, chunk list`,
       handler: (req, ctx) => {
         const id = locate(ctx, req.params.id!);
-        const manifest = chunkStoreOf(ctx).stat(id);
+        const manifest = ctx.model.chunks.stat(id);
         if (!manifest) throw notFound(`No such file: ${id}`);
         return manifestReply(manifest);
       },
@@ -70,13 +69,13 @@ export function bootFileRoutes(path: string, what: string, locate: (ctx: ApiCont
 }
 
 /** The content of the image a boot config names. */
-function bootConfigImage(ctx: ApiContext, id: string): string {
-  const config = objectStore(bootConfigClass, ctx).resolve(id);
+function bootConfigImage(ctx: BootContext, id: string): string {
+  const config = ctx.model.bootConfigs.resolve(id);
   if (typeof config.image !== 'string') throw notFound(`Boot config ${id} has no image`);
   return fileId(imageClass.name, config.image, 'content');
 }
 
-export const bootRoutes: Route[] = [
+export const bootRoutes: BootRoute[] = [
   ...bootFileRoutes('/image/:id', 'image content', recordFile(imageClass, 'content')),
   ...bootFileRoutes('/bootconfig/:id/kernel', 'boot config\'s kernel', recordFile(bootConfigClass, 'kernel')),
   ...bootFileRoutes('/bootconfig/:id/initramfs', 'boot config\'s initramfs', recordFile(bootConfigClass, 'initramfs')),
@@ -89,7 +88,7 @@ export const bootRoutes: Route[] = [
     handler: (req, ctx) => {
       const hash = req.params.sha256!;
       if (!SHA256.test(hash)) throw badRequest(`Malformed chunk id '${hash}': expected 64 lower-case hex digits`);
-      const chunks = chunkStoreOf(ctx);
+      const chunks = ctx.model.chunks;
       // Only chunks some file references: garbage awaiting GC is not served.
       if (chunks.refcount(hash) === 0) throw notFound(`No such chunk: ${hash}`);
       const size = chunks.peekChunk(hash)?.length;
@@ -110,8 +109,6 @@ export const bootRoutes: Route[] = [
   },
 ];
 
-export function buildBootRouter(routes: readonly Route[] = bootRoutes): Router {
-  const router = new Router();
-  for (const route of routes) router.add(route);
-  return router;
+export function buildBootRouter(routes: readonly BootRoute[] = bootRoutes): Router<BootRoute> {
+  return new Router(routes);
 }

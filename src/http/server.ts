@@ -1,18 +1,16 @@
 // The HTTP server: uWebSockets.js sockets and lifecycle, request bodies read with onData/onAborted
 // (JSON under a size limit, or streamed with backpressure for upload routes), the JSON envelope,
-// and raw file replies (src/boot/send-file.ts). Routing, auth and validation live in their own
-// files. Besides the API under /api/v1, other routers can be mounted on their own prefix (the
-// public boot path /boot).
+// and raw file replies (send-file.ts). Routing, hooks and errors live in their own files. What it
+// serves are mounts, each a router on its own prefix: the API under /api/v1, the public boot path
+// /boot, /metrics (wired in src/serve.ts).
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
-import { endHead, sendFile, type SendTarget } from '../boot/send-file.js';
+import type { Logger } from 'pino';
+import { endHead, sendFile, type SendTarget } from './send-file.js';
 import { loadUws } from '../native.js';
 import { BodyAborted, BodyStream } from './body-stream.js';
-import type { ApiContext } from './context.js';
-import { API_PREFIX, dispatchNow, type Reply, type RequestBody } from './dispatch.js';
+import type { Mount, Reply, RequestBody } from './dispatch.js';
 import { badRequest, payloadTooLarge, statusLine, unsupportedMediaType } from './errors.js';
-import type { Router } from './router.js';
 import type { Principal, Request } from './route.js';
-
 
 /**
  * Body types read as JSON. Besides JSON itself: `application/x-www-form-urlencoded` is what
@@ -43,7 +41,7 @@ class Exchange implements RequestBody, SendTarget {
 
   constructor(
     readonly res: HttpResponse,
-    private readonly server: ApiServer,
+    private readonly server: HttpServer,
   ) {}
 
   /**
@@ -122,28 +120,30 @@ class UwsRequest implements Request {
   }
 }
 
-/** A router serving the paths under `prefix`. */
-export interface Mount {
-  prefix: string;
-  router: Router;
-}
-
 function normaliseAddress(text: string): string {
   return text.startsWith('::ffff:') ? text.slice(7) : text;
 }
 
-export class ApiServer {
+export interface HttpServerOptions {
+  /**
+   * Checked in order, by prefix; a path under none of them goes to the last (the API, whose
+   * router answers it with a 404 in the envelope).
+   */
+  mounts: readonly Mount[];
+  /** Limit of a JSON request body. */
+  maxBodyBytes: number;
+  /** Where failed (5xx) replies are logged. */
+  log: Logger;
+}
+
+export class HttpServer {
   private readonly app: TemplatedApp;
   private listenSocket?: us_listen_socket;
-  private readonly mounts: Mount[];
+  private readonly mounts: readonly Mount[];
 
-  constructor(
-    router: Router,
-    private readonly ctx: ApiContext,
-    /** Routers besides the API, e.g. `{ prefix: '/boot', router }`. */
-    mounts: readonly Mount[] = [],
-  ) {
-    this.mounts = [...mounts, { prefix: API_PREFIX, router }];
+  constructor(private readonly options: HttpServerOptions) {
+    if (options.mounts.length === 0) throw new Error('an HTTP server needs at least one mount');
+    this.mounts = options.mounts;
     this.app = loadUws().App();
     this.app.any('/*', (res, req) => this.onRequest(res, req));
   }
@@ -189,9 +189,9 @@ export class ApiServer {
         break;
       }
     }
-    // dispatchNow calls readBody/openStream before it waits for anything, i.e. still inside this
+    // dispatch calls readBody/openStream before it waits for anything, i.e. still inside this
     // callback, which is where onData must be attached.
-    const reply = dispatchNow(mount.router, this.ctx, req, exchange, mount.prefix);
+    const reply = mount.dispatch(req, exchange);
     // Answered at once: written now, while uWS has the socket corked for this callback.
     if (!(reply instanceof Promise)) return this.send(exchange, reply);
     exchange.watchAborts();
@@ -204,7 +204,7 @@ export class ApiServer {
   /** Read and parse a JSON body; undefined when there is none. */
   readBody(exchange: Exchange): Promise<unknown> {
     const { req } = exchange;
-    const limit = this.ctx.config.http.max_body_bytes;
+    const limit = this.options.maxBodyBytes;
     const contentType = req.headers['content-type'] ?? '';
     if (!isJsonType(contentType)) return Promise.reject(unsupportedMediaType(contentType));
     const declared = Number(req.headers['content-length'] ?? NaN);
@@ -257,7 +257,7 @@ export class ApiServer {
   /** Write the reply; inside the request callback or a cork (one system call for head and body). */
   private send(exchange: Exchange, reply: Reply): void {
     const { res, req } = exchange;
-    if (reply.status >= 500) this.ctx.log.error({ method: req.method, path: req.path, reason: reply.payload.reason }, 'request failed');
+    if (reply.status >= 500) this.options.log.error({ method: req.method, path: req.path, reason: reply.payload.reason }, 'request failed');
     if (exchange.aborted || exchange.done) return;
     exchange.done = true;
     // A streamed body the handler did not read to the end: the connection cannot be reused.

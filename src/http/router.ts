@@ -2,37 +2,46 @@
 // segment; a literal segment wins over a parameter, so `/admins/meta` is not `/admin/:id`-like
 // ambiguity-prone. Unknown path → 404, known path with another method → 405.
 import { methodNotAllowed, notFound } from './errors.js';
-import type { Route } from './route.js';
 
-interface Node {
-  literal: Map<string, Node>;
-  param?: { name: string; node: Node };
-  routes: Map<string, Route>;
+/** What the router reads of a route. */
+interface Routable {
+  method: string;
+  path: string;
 }
 
-const newNode = (): Node => ({ literal: new Map(), routes: new Map() });
+interface Node<R> {
+  literal: Map<string, Node<R>>;
+  param?: { name: string; node: Node<R> };
+  routes: Map<string, R>;
+}
 
-export interface Match {
-  route: Route;
+const newNode = <R>(): Node<R> => ({ literal: new Map(), routes: new Map() });
+
+export interface Match<R> {
+  route: R;
   params: Record<string, string>;
 }
 
-export class Router {
-  private readonly root = newNode();
-  readonly routes: Route[] = [];
+export class Router<R extends Routable> {
+  private readonly root = newNode<R>();
+  readonly routes: R[] = [];
 
-  add(route: Route): void {
+  constructor(routes: readonly R[] = []) {
+    for (const route of routes) this.add(route);
+  }
+
+  add(route: R): void {
     let node = this.root;
     for (const segment of split(route.path)) {
       if (segment.startsWith(':')) {
         const name = segment.slice(1);
         if (node.param && node.param.name !== name)
           throw new Error(`${route.path}: parameter :${name} clashes with :${node.param.name}`);
-        node.param ??= { name, node: newNode() };
+        node.param ??= { name, node: newNode<R>() };
         node = node.param.node;
       } else {
         let next = node.literal.get(segment);
-        if (!next) node.literal.set(segment, (next = newNode()));
+        if (!next) node.literal.set(segment, (next = newNode<R>()));
         node = next;
       }
     }
@@ -42,7 +51,7 @@ export class Router {
   }
 
   /** The route for method + path, or a 404/405 HttpError. */
-  match(method: string, path: string): Match {
+  match(method: string, path: string): Match<R> {
     const params: Record<string, string> = {};
     const node = this.walk(this.root, split(path), 0, params);
     if (!node || node.routes.size === 0) throw notFound(`No such endpoint: ${path}`);
@@ -51,7 +60,7 @@ export class Router {
     return { route, params };
   }
 
-  private walk(node: Node, segments: string[], i: number, params: Record<string, string>): Node | undefined {
+  private walk(node: Node<R>, segments: string[], i: number, params: Record<string, string>): Node<R> | undefined {
     if (i === segments.length) return node;
     const segment = segments[i]!;
     const literal = node.literal.get(segment);

@@ -1,8 +1,7 @@
 // A reply that is raw bytes, not the JSON envelope: a stored file (kernel, image content, ISO, a
 // chunk) or a small generated text (a kickstart, a manifest). Handlers return one; the HTTP server
-// sends it with Range, conditional requests and backpressure (src/boot/send-file.ts).
+// sends it with Range, conditional requests and backpressure (send-file.ts).
 import { createHash } from 'node:crypto';
-import type { FileReader } from '../store/chunks.js';
 import type { FileFacts } from './ranges.js';
 
 /** Bytes of a reply, read piece by piece on demand. */
@@ -28,6 +27,16 @@ export class FileReply {
   ) {}
 }
 
+/**
+ * What a stored file's reader offers (the chunk store's FileReader is one): described here, so that
+ * the HTTP layer needs nothing from the store.
+ */
+export interface PieceReader {
+  readonly manifest: FileFacts;
+  piece(start: number, end: number): Buffer;
+  close(): void;
+}
+
 /** A stored file, as one reader opened it: its chunks stay pinned until the reply is done. */
 class StoredContent implements ReplyContent {
   readonly size: number;
@@ -35,7 +44,7 @@ class StoredContent implements ReplyContent {
   readonly mtime: number;
   readonly stable = false;
 
-  constructor(private readonly reader: FileReader) {
+  constructor(private readonly reader: PieceReader) {
     ({ size: this.size, sha256: this.sha256, mtime: this.mtime } = reader.manifest);
   }
 
@@ -48,7 +57,7 @@ class StoredContent implements ReplyContent {
   }
 }
 
-export function storedContent(reader: FileReader): ReplyContent {
+export function storedContent(reader: PieceReader): ReplyContent {
   return new StoredContent(reader);
 }
 

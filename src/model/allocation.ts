@@ -1,11 +1,11 @@
 // Index, name and IP of a node, allocated inside the write transaction that stores the node:
 // store writes run one at a time, and the unique `slot`, `name` and `ip` indexes are read inside
 // the same transaction, so concurrent creates can never be handed the same index or address.
-import { badRequest } from '../api/errors.js';
-import { nodeSlot } from '../store/classes.js';
 import type { Store, StoredRecord, WriteTx } from '../store/store.js';
 import { formatIPv4, parseIPv4 } from './address.js';
-import { effectivePool, networks, nodes, type EffectivePool } from './model.js';
+import { Invalid } from './errors.js';
+import { nodeSlot } from './indexes.js';
+import { effectivePool, networks, nodes, type EffectivePool } from './cluster.js';
 import { formatName } from './naming.js';
 
 /**
@@ -52,7 +52,7 @@ function allocateIndex(store: Store, tx: WriteTx, pool: EffectivePool, uid: stri
     taken.set(hintKey, index + 1);
     return index;
   }
-  throw badRequest(`Naming pool ${pool.label} has no free index`);
+  throw new Invalid(`Naming pool ${pool.label} has no free index`);
 }
 
 /** The pool's address for `index` (ip_base / ip_offset), or the network's lowest free address. */
@@ -64,8 +64,8 @@ function allocateIp(store: Store, tx: WriteTx, pool: EffectivePool, index: numbe
   else if (pool.ipOffset !== undefined && net) fixed = net.first + pool.ipOffset + step;
   if (fixed !== undefined) {
     if (net && (fixed < net.first || fixed >= net.first + net.count))
-      throw badRequest(`Naming pool ${pool.label} gives index ${index} the address ${formatIPv4(fixed)}, outside network ${net.label}`);
-    if (fixed > 0xffffffff) throw badRequest(`Naming pool ${pool.label} gives index ${index} no valid IPv4 address`);
+      throw new Invalid(`Naming pool ${pool.label} gives index ${index} the address ${formatIPv4(fixed)}, outside network ${net.label}`);
+    if (fixed > 0xffffffff) throw new Invalid(`Naming pool ${pool.label} gives index ${index} no valid IPv4 address`);
     return { ip: formatIPv4(fixed), net: net?.uid };
   }
   if (!net) return undefined;
@@ -78,7 +78,7 @@ function allocateIp(store: Store, tx: WriteTx, pool: EffectivePool, index: numbe
     taken.set(hintKey, address + 1);
     return { ip, net: net.uid };
   }
-  throw badRequest(`Network ${net.label} has no free IP address left (ip_count ${net.count})`);
+  throw new Invalid(`Network ${net.label} has no free IP address left (ip_count ${net.count})`);
 }
 
 /** Transactions in which every node written is renumbered (a naming-pool push). */

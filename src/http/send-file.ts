@@ -9,7 +9,7 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import type { FileReply, ReplyContent } from './file-reply.js';
 import { planFileResponse } from './ranges.js';
-import { statusLine } from '../api/errors.js';
+import { statusLine } from './errors.js';
 
 /** Bytes of unsent remainders held in copies, across all responses of the process. */
 export class RemainderBudget {

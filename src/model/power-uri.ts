@@ -1,9 +1,10 @@
 // A node's power_uri is a template: `<key>` is replaced by the node's merged attribute `key`
-// (then its hardware, then its status value); placeholders without a value stay as written.
-// The substituted URI is then split into the parts power control uses, as in the spec:
+// (then its hardware, then its status value); placeholders without a value stay as written
+// (placeholders.ts). The filled URI is then split into the parts power control uses, as in the spec:
 //   scheme[+schemes]://[server_username@]server[/path]
 // where path may itself be `[username[:password]@]host` — the device behind the server (e.g. an
 // outlet or a BMC behind a proxy).
+import { fillPlaceholders, fromSources } from './placeholders.js';
 
 export interface ParsedPowerUri {
   scheme: string;
@@ -16,14 +17,10 @@ export interface ParsedPowerUri {
   host: string | null;
 }
 
-export function substitutePowerUri(template: string, ...sources: readonly Record<string, unknown>[]): string {
-  return template.replace(/<([^<>]+)>/g, (placeholder, key: string) => {
-    for (const source of sources) {
-      const value = source[key];
-      if (value !== undefined && value !== null && typeof value !== 'object') return String(value as string | number | boolean);
-    }
-    return placeholder;
-  });
+/** `template` (a power_uri or redfish_uri) filled from the node's merged attributes, hardware and status. */
+export function fillPowerUri(template: string, node: Readonly<Record<string, unknown>>, attributes: Readonly<Record<string, string>>): string {
+  const facts = (field: string) => (node[field] as Record<string, unknown> | undefined) ?? {};
+  return fillPlaceholders(template, fromSources(attributes, facts('hardware'), facts('status')));
 }
 
 /** The parts of a power URI, or undefined when it has no `scheme://`. */

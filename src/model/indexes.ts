@@ -1,6 +1,6 @@
-// Index declarations of each object class, shared by the API and offline tools (CLI, tests) so
-// that every writer keeps the same indexes.
-import type { IndexSpec } from './store.js';
+// Index declarations of each object class, shared by every writer of the store (the object
+// classes, the cluster rules, offline tools) so that all of them keep the same indexes.
+import type { IndexSpec } from '../store/store.js';
 
 export const adminIndexes: readonly IndexSpec[] = [
   {

@@ -1,13 +1,22 @@
-// The generic object machinery: one declaration per object class (fields, indexes, roles) gives
-// list, create, get by uid or name, patch, put, delete and meta, with frozen records and the
-// last_modified_* stamps handled once, here.
-import type { Collection, IndexSpec, Store, StoredRecord, WriteTx } from '../store/store.js';
+// The generic object machinery: one declaration per object class (fields, indexes, roles,
+// references, files) gives list, create, get by uid or name, patch, put and delete, with frozen
+// records, references, attached files and the last_modified_* stamps handled once, here.
+import type { ChunkStore } from '../store/chunks.js';
 import { StoreConflict } from '../store/errors.js';
-import type { ApiContext } from './context.js';
-import { badRequest, HttpError, notFound } from './errors.js';
-import type { Role } from './rbac.js';
-import type { Request, Route } from './route.js';
-import { validateBody, type FieldSpec, type Schema } from './validation.js';
+import type { Collection, IndexSpec, Store, StoredRecord, WriteTx } from '../store/store.js';
+import { Conflict, DomainError, Invalid, NotFound } from './errors.js';
+import { fileId, fileSummary } from './files.js';
+import type { Role } from './roles.js';
+import { validateBody, type FieldSpec, type Schema } from './schema.js';
+
+/** A field holding a reference to another class's record: accepted as uid or name, stored as uid. */
+export interface Reference {
+  field: string;
+  /** Name of the class referred to. */
+  className: string;
+  /** A list of references (e.g. a distro's repos). */
+  list?: boolean;
+}
 
 export interface ObjectClass {
   /** Singular path segment and store database, e.g. `admin`. */
@@ -39,9 +48,13 @@ export interface ObjectClass {
    * Default: the name index as is.
    */
   idIndexes?: readonly { index: string; key?(id: string): string | undefined }[];
+  /** Fields naming records of other classes: resolved to uids on write; a referred record cannot be deleted. */
+  references?: readonly Reference[];
+  /** Slots of the large files a record carries (`content`, `kernel`…): shown in its view, deleted with it. */
+  files?: readonly string[];
   /**
    * Complete a record inside the write transaction, before `validate` (computed fields such as
-   * a node's name and IP, references resolved to uids). Throw an HttpError to refuse it.
+   * a node's name and IP). Throw a DomainError to refuse it.
    */
   derive?(record: Record<string, unknown>, change: { previous: StoredRecord | undefined; tx: WriteTx; store: Store }): void;
   /**
@@ -52,20 +65,24 @@ export interface ObjectClass {
   present?(record: StoredRecord, view: Record<string, unknown>, store: Store): void;
   /** Classes `present` reads (e.g. a node's network for its domain): a change there drops cached views. */
   viewReads?: readonly string[];
-  /** Reason a record cannot be deleted (e.g. other objects refer to it); checked in the transaction. */
+  /** Reason a record cannot be deleted besides declared references to it; checked in the transaction. */
   inUse?(record: StoredRecord, store: Store): string | undefined;
-  /**
-   * Open the other collections `derive`/`inUse` read. Runs when the ObjectStore is made, outside
-   * any transaction: LMDB forgets a database first opened inside a transaction that aborts.
-   */
-  opens?(store: Store): void;
-  /** POST to the plural path also accepts a list: all created in one transaction. */
+  /** Creating accepts a list as well: all created in one transaction. */
   bulkCreate?: boolean;
+}
+
+/** The other classes' stores, for references (the Model is one). */
+export interface Catalog {
+  objectsNamed(className: string): ObjectStore;
+  all(): Iterable<ObjectStore>;
 }
 
 const NAME_ONLY: NonNullable<ObjectClass['idIndexes']> = [{ index: 'name' }];
 
 const UID_RE = /^[0-9a-f]{32}$/;
+
+/** Whether a record name would be taken for a uid (names must not be). */
+export const looksLikeUid = (name: string): boolean => UID_RE.test(name);
 
 export const META_FIELDS: Schema = {
   uid: { type: 'string', summary: 'Unique identifier: 32 lower-case hex characters', readOnly: true, source: 'assigned by keel' },
@@ -76,13 +93,18 @@ export const META_FIELDS: Schema = {
 
 const FROZEN_FIELD: FieldSpec = { type: 'boolean', summary: 'When true, the object cannot be changed or deleted until unfrozen', source: 'admin' };
 
+/** The fields a class's records carry: its own, plus `frozen` where records can be frozen. */
+export function fieldsOf(cls: ObjectClass): Schema {
+  return cls.frozenReason ? { ...cls.fields, frozen: FROZEN_FIELD } : cls.fields;
+}
+
 /**
  * Views kept per ObjectStore, so that a read of an unchanged object costs an index lookup instead
  * of a decode and a rebuild (GET /node/<id> is the API's hottest read). Bounded; oldest dropped.
  */
 const VIEW_CACHE_SIZE = 100_000;
 
-/** Typed access to one class's records, shared by its routes and by sub-resource routes. */
+/** Typed access to one class's records, shared by its routes, sub-resource routes and other layers. */
 export class ObjectStore {
   readonly collection: Collection;
   readonly fields: Schema;
@@ -91,10 +113,11 @@ export class ObjectStore {
   constructor(
     readonly cls: ObjectClass,
     private readonly store: Store,
+    private readonly chunks: ChunkStore,
+    private readonly catalog: Catalog,
   ) {
     this.collection = store.collection(cls.name, cls.indexes);
-    this.fields = cls.frozenReason ? { ...cls.fields, frozen: FROZEN_FIELD } : cls.fields;
-    cls.opens?.(store);
+    this.fields = fieldsOf(cls);
     // Committed changes invalidate before the writer's request returns, so a client always reads
     // its own writes; a change to a class that views read invalidates them all.
     store.subscribe((change) => {
@@ -114,10 +137,15 @@ export class ObjectStore {
     return undefined;
   }
 
-  resolve(id: string): StoredRecord {
+  /** The record `id` names, if any. */
+  find(id: string): StoredRecord | undefined {
     const uid = this.findUid(id);
-    const record = uid === undefined ? undefined : this.collection.get(uid);
-    if (!record) throw notFound(`No ${this.cls.label} found for ID=${id}`);
+    return uid === undefined ? undefined : this.collection.get(uid);
+  }
+
+  resolve(id: string): StoredRecord {
+    const record = this.find(id);
+    if (!record) throw new NotFound(`No ${this.cls.label} found for ID=${id}`);
     return record;
   }
 
@@ -145,7 +173,11 @@ export class ObjectStore {
     return view;
   }
 
-  /** What the API returns for a record: schema fields (not write-only) and the meta fields. */
+  /**
+   * What the API returns for a record: schema fields (not write-only), the meta fields, what the
+   * class computes, and a summary of each attached file. Attaching or removing a file changes the
+   * record in the same transaction, so a cached view never shows stale files.
+   */
   view(record: StoredRecord): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(record)) {
@@ -153,12 +185,21 @@ export class ObjectStore {
       if (spec && !spec.writeOnly && value !== undefined) out[key] = value;
     }
     this.cls.present?.(record, out, this.store);
+    for (const slot of this.cls.files ?? []) {
+      const manifest = this.chunks.stat(fileId(this.cls.name, record.uid, slot));
+      if (manifest) out[slot] = fileSummary(this.chunks, manifest);
+    }
     return out;
   }
 
-  async create(actor: string, body: unknown): Promise<StoredRecord> {
+  /** Create a record; `alongside` writes what belongs to it (e.g. its files) in the same transaction. */
+  async create(actor: string, body: unknown, alongside?: (record: StoredRecord, tx: WriteTx) => void): Promise<StoredRecord> {
     const record = await this.newRecord(body);
-    return this.write(actor, (tx) => this.put(tx, undefined, record));
+    return this.write(actor, (tx) => {
+      const stored = this.put(tx, undefined, record);
+      alongside?.(stored, tx);
+      return stored;
+    });
   }
 
   /** Create several records in one transaction: all of them or none (the reason names the item). */
@@ -204,61 +245,100 @@ export class ObjectStore {
     });
   }
 
-  /** Change a record with a function of its current value, in one transaction. */
-  async modify(actor: string, id: string, change: (record: StoredRecord) => Record<string, unknown>): Promise<StoredRecord> {
+  /**
+   * Change a record with a function of its current value, in one transaction; `change` may also
+   * write what belongs to the record (e.g. link a file) through `tx`.
+   */
+  async modify(actor: string, id: string, change: (record: StoredRecord, tx: WriteTx) => Record<string, unknown>): Promise<StoredRecord> {
     return this.write(actor, (tx) => {
       const previous = this.resolve(id);
       this.refuseIfFrozen(previous, {});
-      return this.put(tx, previous, change(previous));
+      return this.put(tx, previous, change(previous, tx));
     });
   }
 
+  /** Delete a record and its files, unless it is frozen, referred to, or its class's rules forbid it. */
   async remove(actor: string, id: string): Promise<void> {
     await this.write(actor, (tx) => {
       const previous = this.resolve(id);
       this.refuseIfFrozen(previous, {});
-      const reason = this.cls.inUse?.(previous, this.store);
-      if (reason) throw badRequest(reason);
+      const reason = this.cls.inUse?.(previous, this.store) ?? this.referredBy(previous);
+      if (reason) throw new Invalid(reason);
       tx.remove(this.collection, previous.uid);
+      for (const slot of this.cls.files ?? []) this.chunks.unlinkInTx(fileId(this.cls.name, previous.uid, slot));
       this.checkInvariant(previous);
     });
+  }
+
+  /** The reason `record` cannot go while records of other classes name it in a reference field. */
+  private referredBy(record: StoredRecord): string | undefined {
+    const found: string[] = [];
+    for (const other of this.catalog.all()) {
+      for (const ref of other.cls.references ?? []) {
+        if (ref.className !== this.cls.name) continue;
+        for (const referrer of other.collection.list()) {
+          const value = referrer[ref.field];
+          if (value === record.uid || (Array.isArray(value) && value.includes(record.uid))) found.push(`${other.cls.label} ${String(referrer.name ?? referrer.uid)} (${ref.field})`);
+        }
+      }
+    }
+    if (found.length === 0) return undefined;
+    return `Cannot delete ${this.cls.label} ${String(record.name ?? record.uid)}: still used by ${found.slice(0, 5).join(', ')}${found.length > 5 ? ', …' : ''}`;
   }
 
   private async accept(body: unknown, requireAll: boolean): Promise<Record<string, unknown>> {
     const fields = validateBody(this.fields, body, requireAll);
     const name = fields.name;
-    if (typeof name === 'string' && (name === '' || UID_RE.test(name)))
-      throw badRequest(`Field 'name' must be non-empty and not look like a UID`);
+    if (typeof name === 'string' && (name === '' || looksLikeUid(name)))
+      throw new Invalid(`Field 'name' must be non-empty and not look like a UID`);
     return this.cls.prepare ? this.cls.prepare(fields) : fields;
   }
 
-  private put(tx: WriteTx, previous: StoredRecord | undefined, record: Record<string, unknown>): StoredRecord {
+  /** Store `record` (new, or replacing `previous`) after resolving, deriving and checking it. */
+  put(tx: WriteTx, previous: StoredRecord | undefined, record: Record<string, unknown>): StoredRecord {
     for (const [key, value] of Object.entries(record)) if (value === null) delete record[key];
+    this.resolveReferences(record);
     this.cls.derive?.(record, { previous, tx, store: this.store });
     const reason = this.cls.validate?.(record);
-    if (reason) throw badRequest(reason);
+    if (reason) throw new Invalid(reason);
     const stored = tx.put(this.collection, { ...record, uid: previous?.uid });
     if (previous) this.checkInvariant(previous);
     return stored;
   }
 
-  private refuseIfFrozen(record: StoredRecord, change: Record<string, unknown>): void {
+  private resolveReferences(record: Record<string, unknown>): void {
+    for (const ref of this.cls.references ?? []) {
+      const value = record[ref.field];
+      if (value === undefined) continue;
+      const target = this.catalog.objectsNamed(ref.className);
+      record[ref.field] = ref.list ? (value as unknown[]).map((id) => target.referenceTo(ref.field, id)) : target.referenceTo(ref.field, value);
+    }
+  }
+
+  /** The uid of the record `id` names, as the value of a reference field `field`; Invalid naming the field if none. */
+  referenceTo(field: string, id: unknown): string {
+    const uid = typeof id === 'string' ? this.findUid(id) : undefined;
+    if (uid === undefined) throw new Invalid(`Field '${field}': no ${this.cls.label} found for ID=${String(id)}`);
+    return uid;
+  }
+
+  refuseIfFrozen(record: StoredRecord, change: Record<string, unknown>): void {
     if (!this.cls.frozenReason || record.frozen !== true) return;
     const unfreezing = Object.keys(change).length === 1 && change.frozen === false;
-    if (!unfreezing) throw badRequest(this.cls.frozenReason);
+    if (!unfreezing) throw new Invalid(this.cls.frozenReason);
   }
 
   private checkInvariant(previous: StoredRecord): void {
     const reason = this.cls.invariant?.(this.collection, previous);
-    if (reason) throw badRequest(reason);
+    if (reason) throw new Invalid(reason);
   }
 
-  /** One write transaction; an index conflict becomes a 400 naming the key. */
+  /** One write transaction; an index conflict becomes a Conflict naming the key. */
   async write<R>(actor: string, fn: (tx: WriteTx) => R): Promise<R> {
     try {
       return await this.store.write(actor, fn);
     } catch (err) {
-      if (err instanceof StoreConflict) throw badRequest(err.message);
+      if (err instanceof StoreConflict) throw new Conflict(err.message);
       throw err;
     }
   }
@@ -266,8 +346,9 @@ export class ObjectStore {
 
 /** An error about one item of a bulk request, prefixed with its position. */
 function itemError(err: unknown, index: number): unknown {
-  if (err instanceof StoreConflict) return badRequest(`Item ${index}: ${err.message}`);
-  return err instanceof HttpError ? new HttpError(err.status, `Item ${index}: ${err.message}`, err.headers) : err;
+  const prefix = `Item ${index}: `;
+  if (err instanceof StoreConflict) return new Conflict(prefix + err.message);
+  return err instanceof DomainError ? err.withPrefix(prefix) : err;
 }
 
 /** Stored fields the client cannot see or set (e.g. a password hash): PUT keeps them. */
@@ -275,7 +356,7 @@ function internal(record: StoredRecord, fields: Schema): Record<string, unknown>
   return Object.fromEntries(Object.entries(record).filter(([key]) => !Object.hasOwn(fields, key) && !Object.hasOwn(META_FIELDS, key)));
 }
 
-/** The `/…/meta` description of a class. */
+/** The `/…/meta` description of a class's fields. */
 export function describe(fields: Schema): { fields: { path: string[]; summary: string; source: string; format: string }[] } {
   return {
     fields: Object.entries({ ...META_FIELDS, ...fields })
@@ -288,61 +369,3 @@ export function describe(fields: Schema): { fields: { path: string[]; summary: s
       })),
   };
 }
-
-const objectStores = new WeakMap<Store, Map<string, ObjectStore>>();
-
-/** The ObjectStore of a class over a store (one per class and store). */
-export function objectStore(cls: ObjectClass, ctx: { store: Store }): ObjectStore {
-  let byClass = objectStores.get(ctx.store);
-  if (!byClass) objectStores.set(ctx.store, (byClass = new Map()));
-  let objects = byClass.get(cls.name);
-  if (!objects) byClass.set(cls.name, (objects = new ObjectStore(cls, ctx.store)));
-  return objects;
-}
-
-/**
- * The standard routes of a class, under its own path segments or, for an alias such as
- * `/hosts` beside `/hostnames`, under the given ones.
- */
-export function objectRoutes(cls: ObjectClass, paths: { one: string; many: string } = { one: cls.name, many: cls.plural }): Route[] {
-  const objects = (ctx: ApiContext) => objectStore(cls, ctx);
-  const one = `/${paths.one}/:id`;
-  const many = `/${paths.many}`;
-  const actor = (req: Request) => req.principal!.name;
-  const fields = cls.frozenReason ? { ...cls.fields, frozen: FROZEN_FIELD } : cls.fields;
-  return [
-    {
-      method: 'GET', path: many, access: cls.readAccess, summary: `List ${cls.plural}, keyed by uid`,
-      handler: (_req, ctx) => objects(ctx).viewAll(),
-    },
-    {
-      method: 'POST', path: many, access: cls.writeAccess,
-      summary: cls.bulkCreate ? `Create a ${cls.label} (returns its uid) or a list of them in one transaction (returns their uids)` : `Create a ${cls.label}; returns its uid`,
-      handler: async (req, ctx) => {
-        if (cls.bulkCreate && Array.isArray(req.body)) return (await objects(ctx).createMany(actor(req), req.body)).map((r) => r.uid);
-        return (await objects(ctx).create(actor(req), req.body)).uid;
-      },
-    },
-    {
-      method: 'GET', path: `${many}/meta`, access: 'public', summary: `Fields of ${cls.label} objects`,
-      handler: () => describe(fields),
-    },
-    {
-      method: 'GET', path: one, access: cls.readAccess, summary: `Get a ${cls.label} by uid or name`,
-      handler: (req, ctx) => objects(ctx).viewOf(req.params.id!),
-    },
-    {
-      method: 'PATCH', path: one, access: cls.writeAccess, summary: `Change the given fields of a ${cls.label}`,
-      handler: async (req, ctx) => void (await objects(ctx).update(actor(req), req.params.id!, req.body, false)),
-    },
-    {
-      method: 'PUT', path: one, access: cls.writeAccess, summary: `Replace a ${cls.label} (fields not sent are removed)`,
-      handler: async (req, ctx) => void (await objects(ctx).update(actor(req), req.params.id!, req.body, true)),
-    },
-    {
-      method: 'DELETE', path: one, access: cls.writeAccess, summary: `Delete a ${cls.label}`,
-      handler: async (req, ctx) => void (await objects(ctx).remove(actor(req), req.params.id!)),
-    },
-  ];
-}
-

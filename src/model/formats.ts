@@ -1,5 +1,5 @@
 // What kind of file an upload is, from its first bytes (the first chunk, 1 MiB, is always enough).
-// Reported as `fmt` by /image/<uid>/content/info; documented in docs/content.md.
+// Reported as `fmt` of a record's files (files.ts); the formats are listed in docs/content.md.
 
 interface Signature {
   fmt: string;
@@ -33,8 +33,6 @@ const SIGNATURES: readonly Signature[] = [
   sig('efi', 0, 'MZ'), // PE/COFF: EFI binaries, arm64 Image with EFI stub
   sig('elf', 0, '\x7fELF'),
 ];
-
-export const FORMATS = [...new Set(SIGNATURES.map((s) => s.fmt)), 'empty', 'raw'] as const;
 
 export function detectFormat(head: Buffer): string {
   if (head.length === 0) return 'empty';

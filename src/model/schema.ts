@@ -1,6 +1,6 @@
-// Body validation against a route's or object class's field schema: unknown fields and wrong
-// types are 400s that name the field.
-import { badRequest } from './errors.js';
+// Validation of a JSON object against a field schema (an object class's fields, a route's body):
+// unknown fields and wrong types are refusals that name the field.
+import { Invalid } from './errors.js';
 
 export type FieldType = 'string' | 'integer' | 'number' | 'boolean' | 'string[]' | 'object' | 'any';
 
@@ -28,17 +28,17 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  * passes false. Returns the body as a record.
  */
 export function validateBody(schema: Schema, body: unknown, requireAll: boolean): Record<string, unknown> {
-  if (!isPlainObject(body)) throw badRequest('Request body must be a JSON object');
+  if (!isPlainObject(body)) throw new Invalid('Request body must be a JSON object');
   const unknown = Object.keys(body).filter((key) => !Object.hasOwn(schema, key) || schema[key]!.readOnly);
-  if (unknown.length > 0) throw badRequest(`Unhandled parameter(s): ${unknown.join(', ')}`);
+  if (unknown.length > 0) throw new Invalid(`Unhandled parameter(s): ${unknown.join(', ')}`);
   for (const [key, spec] of Object.entries(schema)) {
     const value = body[key];
     if (value === undefined || value === null) {
-      if (requireAll && spec.required) throw badRequest(`Missing required field '${key}'`);
+      if (requireAll && spec.required) throw new Invalid(`Missing required field '${key}'`);
       continue;
     }
     const problem = typeProblem(spec, value);
-    if (problem) throw badRequest(`Field '${key}' ${problem}`);
+    if (problem) throw new Invalid(`Field '${key}' ${problem}`);
   }
   return body;
 }

@@ -1,9 +1,10 @@
-// The cluster object model's cross-object rules: references between objects (stored as uids),
-// naming pools with their inheritance, a node's merged attributes, and where its network is.
-// Routes and the allocator use these; nothing here knows about HTTP beyond refusing with 400s.
-import { badRequest } from '../api/errors.js';
-import { attribIndexes, dyngroupIndexes, hostnameIndexes, namingPoolIndexes, networkIndexes, nodeIndexes } from '../store/classes.js';
+// The cluster object model's cross-object rules: naming pools with their inheritance, a node's
+// merged attributes, where its network is, and what still uses a group, pool or network. (Reference
+// fields themselves are resolved by ObjectStore, from each class's `references`.) The object
+// classes, the allocator and other layers use these; refusals are DomainErrors.
 import type { Collection, Store, StoredRecord } from '../store/store.js';
+import { Invalid } from './errors.js';
+import { attribIndexes, namingPoolIndexes, networkIndexes, nodeIndexes } from './indexes.js';
 import { parseIPv4 } from './address.js';
 import { DEFAULT_NAMING, parsePattern, type NamePattern } from './naming.js';
 import { clusterSettings } from './settings.js';
@@ -12,39 +13,6 @@ export const nodes = (store: Store): Collection => store.collection('node', node
 export const attribGroups = (store: Store): Collection => store.collection('attrib', attribIndexes);
 export const namingPools = (store: Store): Collection => store.collection('namingpool', namingPoolIndexes);
 export const networks = (store: Store): Collection => store.collection('net', networkIndexes);
-
-const opened = new WeakSet<Store>();
-
-/**
- * Open every collection of the cluster model. Call outside transactions before the first write
- * that reads across classes (ObjectClass.opens does): LMDB forgets a database first opened inside
- * a transaction that is then aborted, and the model's rules read other classes mid-transaction.
- */
-export function openClusterCollections(store: Store): void {
-  if (opened.has(store)) return;
-  nodes(store);
-  attribGroups(store);
-  namingPools(store);
-  networks(store);
-  store.collection('hostname', hostnameIndexes);
-  store.collection('dyngroup', dyngroupIndexes);
-  opened.add(store);
-}
-
-const UID_RE = /^[0-9a-f]{32}$/;
-
-/** Uid of the record `id` (uid or name) names in `collection`, if any. */
-export function findByUidOrName(collection: Collection, id: string): string | undefined {
-  if (UID_RE.test(id) && collection.get(id)) return id;
-  return collection.lookup('name', id);
-}
-
-/** Resolve the reference in field `field` to a uid, or refuse with a 400 naming the field. */
-export function resolveRef(collection: Collection, label: string, field: string, id: unknown): string {
-  const uid = typeof id === 'string' ? findByUidOrName(collection, id) : undefined;
-  if (uid === undefined) throw badRequest(`Field '${field}': no ${label} found for ID=${String(id)}`);
-  return uid;
-}
 
 /** A naming pool with what it inherits from its parents resolved; `uid` undefined = the default pool. */
 export interface EffectivePool {
@@ -92,7 +60,7 @@ export function effectivePool(store: Store, uid: string | undefined): EffectiveP
   }
   const chain = poolChain(store, uid);
   const pool = chain[0];
-  if (!pool) throw badRequest(`Field 'naming_pool': no naming pool found for ID=${uid}`);
+  if (!pool) throw new Invalid(`Field 'naming_pool': no naming pool found for ID=${uid}`);
   const inherited = (key: string) => chain.map((p) => p[key]).find((v) => v !== undefined) as string | undefined;
   return {
     uid,
@@ -152,13 +120,13 @@ export function selectorSubjects(store: Store): { uid: string; attributes: Recor
  * numbers and booleans are stored as their text; anything else is refused naming the key.
  */
 export function normaliseAttributes(value: unknown, field: string): Record<string, string> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest(`Field '${field}' must be a JSON object of key-value pairs`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Invalid(`Field '${field}' must be a JSON object of key-value pairs`);
   const out: Record<string, string> = {};
   for (const [key, v] of Object.entries(value)) {
-    if (key === '') throw badRequest(`Field '${field}': attribute names must not be empty`);
+    if (key === '') throw new Invalid(`Field '${field}': attribute names must not be empty`);
     if (typeof v === 'string') out[key] = v;
     else if (typeof v === 'number' || typeof v === 'boolean') out[key] = String(v);
-    else throw badRequest(`Field '${field}': attribute '${key}' must be a string, number or boolean`);
+    else throw new Invalid(`Field '${field}': attribute '${key}' must be a string, number or boolean`);
   }
   return out;
 }

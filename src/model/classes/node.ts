@@ -1,0 +1,72 @@
+// Node objects (spec 001, Node Objects): the machines keel boots. A node is addressed by uid,
+// name, MAC (any notation) or IP; its name, index and IP come from its naming pool and network
+// (../allocation.ts), its attributes from its groups then itself (../cluster.ts).
+import { isIPv4 } from 'node:net';
+import type { Store, StoredRecord } from '../../store/store.js';
+import { normaliseMac } from '../address.js';
+import { placeNode } from '../allocation.js';
+import { networks, normaliseAttributes } from '../cluster.js';
+import { Invalid } from '../errors.js';
+import { nodeIndexes } from '../indexes.js';
+import type { ObjectClass } from '../object-store.js';
+
+export const NODE_TYPES = ['unknown', 'compute', 'head', 'simulated'] as const;
+
+/** Domain of nodes on networks without one. */
+export const DEFAULT_DOMAIN = 'cluster.local';
+
+export const nodeClass: ObjectClass = {
+  name: 'node',
+  plural: 'nodes',
+  label: 'node',
+  indexes: nodeIndexes,
+  readAccess: 'role.authuser',
+  writeAccess: 'role.fulladmin',
+  bulkCreate: true,
+  references: [{ field: 'groups', className: 'attrib', list: true }, { field: 'naming_pool', className: 'namingpool' }],
+  fields: {
+    name: { type: 'string', readOnly: true, summary: 'Computed from the naming pool pattern and the node\'s index', source: 'naming pool' },
+    description: { type: 'string', summary: 'Free text' },
+    type: { type: 'string', enum: NODE_TYPES, summary: 'Kind of node (default compute)' },
+    mac: { type: 'string', required: true, summary: 'MAC address of the boot interface; unique; any notation, stored as aa:bb:cc:dd:ee:ff' },
+    attributes: { type: 'object', summary: 'The node\'s own attributes; they override those of its groups' },
+    groups: { type: 'string[]', summary: 'Attribute groups (uids or names; stored as uids), applied in order' },
+    naming_pool: { type: 'string', summary: 'Naming pool (uid or name; stored as uid); default: the cluster\'s default pool' },
+    index: { type: 'integer', readOnly: true, summary: 'Place of the node in its naming pool: the lowest free index', source: 'naming pool' },
+    ip: { type: 'string', readOnly: true, summary: 'IPv4 address, from the naming pool and its network', source: 'naming pool and network' },
+    hostname: { type: 'string', readOnly: true, summary: 'Host name (the node\'s name)', source: 'naming pool' },
+    domain: { type: 'string', readOnly: true, summary: 'DNS domain, from the node\'s network (default cluster.local)', source: 'network' },
+    power_uri: { type: 'string', summary: 'URI of the power controller; <attribute> placeholders are filled from the node\'s attributes' },
+    redfish_uri: { type: 'string', summary: 'URI of the node\'s Redfish service' },
+    hardware: { type: 'object', readOnly: true, summary: 'Hardware facts reported by the node (PUT /node/putstatus)', source: 'node' },
+  },
+  idIndexes: [
+    { index: 'name' },
+    { index: 'mac', key: normaliseMac },
+    { index: 'ip', key: (id) => (isIPv4(id) ? id : undefined) },
+  ],
+  defaults: () => ({ type: 'compute', attributes: {}, groups: [] }),
+  derive(record, { previous, tx, store }) {
+    const mac = normaliseMac(record.mac as string);
+    if (mac === undefined) throw new Invalid(`Field 'mac' must be a MAC address, e.g. 52:54:00:12:34:56`);
+    record.mac = mac;
+    record.attributes = normaliseAttributes(record.attributes ?? {}, 'attributes');
+    // References are uids by now (ObjectStore resolves them before derive): a group named twice counts once.
+    record.groups = [...new Set((record.groups as string[] | undefined) ?? [])];
+    placeNode(store, tx, record, previous);
+  },
+  viewReads: ['net'],
+  present(record, view, store) {
+    view.groups ??= [];
+    view.attributes ??= {};
+    view.hardware ??= {};
+    view.power_uri ??= null;
+    if (record.name !== undefined) view.hostname = record.name;
+    view.domain = nodeDomain(store, record);
+  },
+};
+
+function nodeDomain(store: Store, node: StoredRecord): string {
+  const net = typeof node.net === 'string' ? networks(store).get(node.net) : undefined;
+  return (net?.domain as string | undefined) ?? DEFAULT_DOMAIN;
+}
