@@ -81,9 +81,6 @@ const NAME_ONLY: NonNullable<ObjectClass['idIndexes']> = [{ index: 'name' }];
 
 const UID_RE = /^[0-9a-f]{32}$/;
 
-/** Whether a record name would be taken for a uid (names must not be). */
-export const looksLikeUid = (name: string): boolean => UID_RE.test(name);
-
 export const META_FIELDS: Schema = {
   uid: { type: 'string', summary: 'Unique identifier: 32 lower-case hex characters', readOnly: true, source: 'assigned by keel' },
   last_modified: { type: 'number', summary: 'Time of the last change, epoch seconds', readOnly: true, source: 'keel' },
@@ -289,13 +286,13 @@ export class ObjectStore {
   private async accept(body: unknown, requireAll: boolean): Promise<Record<string, unknown>> {
     const fields = validateBody(this.fields, body, requireAll);
     const name = fields.name;
-    if (typeof name === 'string' && (name === '' || looksLikeUid(name)))
+    if (typeof name === 'string' && (name === '' || UID_RE.test(name)))
       throw new Invalid(`Field 'name' must be non-empty and not look like a UID`);
     return this.cls.prepare ? this.cls.prepare(fields) : fields;
   }
 
   /** Store `record` (new, or replacing `previous`) after resolving, deriving and checking it. */
-  put(tx: WriteTx, previous: StoredRecord | undefined, record: Record<string, unknown>): StoredRecord {
+  private put(tx: WriteTx, previous: StoredRecord | undefined, record: Record<string, unknown>): StoredRecord {
     for (const [key, value] of Object.entries(record)) if (value === null) delete record[key];
     this.resolveReferences(record);
     this.cls.derive?.(record, { previous, tx, store: this.store });
