@@ -11,8 +11,9 @@ const LAYERS = {
   http: [],
   boot: ['store', 'model', 'http'],
   power: ['store', 'model'],
+  git: ['store', 'model'],
   net: ['store', 'model', 'boot'],
-  api: ['store', 'model', 'http', 'boot', 'power', 'net'],
+  api: ['store', 'model', 'http', 'boot', 'power', 'net', 'git'],
 };
 
 const folders = (names) => `^src/(${names.join('|')})/`;

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { DEBIAN_IPXE_DIR } from './boot/ipxe-binaries.js';
 import { CONFIG_FLAGS, loadConfig, type ConfigOverrides, type KeelConfig } from './config.js';
 import { createLogger, RecentLog } from './log.js';
-import { DEFAULT_ADMIN_ROLES } from './model/classes/admin.js';
+import { DEFAULT_ADMIN_ROLES, withTokensRevoked } from './model/classes/admin.js';
 import { Model } from './model/model.js';
 import type { ObjectStore } from './model/object-store.js';
 import { startHead } from './serve.js';
@@ -131,6 +131,14 @@ export async function runCli(argv: string[]): Promise<void> {
 
   addConfigOptions(admin.command('rm <name>').description('delete an admin')).action((name: string, options: ConfigOptions) =>
     withAdmins(options, (admins) => admins.remove(actor, name)),
+  );
+
+  addConfigOptions(
+    admin.command('revoke-tokens <name>').description("revoke every token issued to an admin so far (also while keel runs: it reads the admin on each request)"),
+  ).action((name: string, options: ConfigOptions) =>
+    withAdmins(options, async (admins) => {
+      await admins.modify(actor, name, withTokensRevoked);
+    }),
   );
 
   await program.parseAsync(argv);

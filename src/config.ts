@@ -10,8 +10,17 @@ export interface KeelConfig {
   server: { name: string; data_dir: string; bind: string };
   http: { port: number; max_body_bytes: number };
   auth: { access_token_ttl: number; refresh_token_ttl: number };
-  tftp: { port: number; root: string | null };
+  store: { min_free_bytes: number; change_log_retention: number };
+  tftp: {
+    port: number;
+    root: string | null;
+    window_memory_bytes: number;
+    window_memory_per_source_bytes: number;
+    max_transfers: number;
+    max_transfers_per_source: number;
+  };
   dhcp: { interfaces: string[] };
+  console: { device_patterns: string[] };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'; format: 'auto' | 'json' | 'pretty' };
 }
 
@@ -98,6 +107,15 @@ const interfaceList: ValueType<string[]> = {
   fromText: (text) => (text.trim() === '' ? [] : text.split(',').map((name) => name.trim())),
 };
 
+// An absolute path with `*` / `?` wildcards that never match '/': `/dev/ttyS*` cannot reach /dev/pts/0.
+const isDevicePattern = (v: unknown): boolean => typeof v === 'string' && /^\/\S+$/.test(v) && !v.split('/').includes('..');
+
+const devicePatternList: ValueType<string[]> = {
+  expected: 'a list of absolute device path patterns (* and ? match within one path segment)',
+  isValid: (v): v is string[] => Array.isArray(v) && v.every(isDevicePattern),
+  fromText: (text) => (text.trim() === '' ? [] : text.split(',').map((pattern) => pattern.trim())),
+};
+
 const oneOf = <const T extends string>(...choices: T[]): ValueType<T> => ({
   expected: `one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`,
   isValid: (v): v is T => (choices as unknown[]).includes(v),
@@ -153,6 +171,18 @@ export const CONFIG_SCHEMA: Schema = {
       description: 'Lifetime of a refresh token, in seconds.',
     },
   },
+  store: {
+    min_free_bytes: {
+      type: integer(0),
+      default: 268435456,
+      description: 'Uploads are refused (507) while the data directory has less room than this, in bytes: free file-system space plus space freed inside the database.',
+    },
+    change_log_retention: {
+      type: integer(1000),
+      default: 100000,
+      description: 'Entries of the change log kept (it holds the latest change of each object); older ones are pruned as new ones are written.',
+    },
+  },
   tftp: {
     port: {
       type: integer(1, 65535),
@@ -166,6 +196,26 @@ export const CONFIG_SCHEMA: Schema = {
       description: 'Directory also served over TFTP; unset: TFTP serves only the content store and boot policy.',
       flag: '--tftp-root <dir>',
     },
+    window_memory_bytes: {
+      type: integer(65536),
+      default: 134217728,
+      description: 'Bytes all running TFTP transfers may hold in send windows; beyond, new transfers get smaller windows, down to lock-step 512-byte blocks.',
+    },
+    window_memory_per_source_bytes: {
+      type: integer(65536),
+      default: 16777216,
+      description: 'Bytes of TFTP send windows the transfers of one client address may hold.',
+    },
+    max_transfers: {
+      type: integer(1),
+      default: 4096,
+      description: 'TFTP transfers at once; requests beyond are dropped unanswered (the client retries).',
+    },
+    max_transfers_per_source: {
+      type: integer(1),
+      default: 64,
+      description: 'TFTP transfers at once from one client address, so that one address cannot take every slot.',
+    },
   },
   dhcp: {
     interfaces: {
@@ -173,6 +223,13 @@ export const CONFIG_SCHEMA: Schema = {
       default: [],
       description: 'Interfaces DHCP answers on; empty: DHCP is off.',
       flag: '--dhcp-interface <names>',
+    },
+  },
+  console: {
+    device_patterns: {
+      type: devicePatternList,
+      default: ['/dev/ttyS*', '/dev/ttyUSB*'],
+      description: 'Devices a serial console (node attribute console_device) may be; any other device, such as a pty or a virtual console, is refused.',
     },
   },
   log: {

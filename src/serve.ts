@@ -9,8 +9,10 @@ import type { ApiContext } from './api/context.js';
 import { DOMAIN_ERROR_STATUSES } from './api/errors.js';
 import { apiHooks } from './api/hooks.js';
 import { LocalLogin } from './api/local-login.js';
+import { LoginThrottle } from './api/login-throttle.js';
 import { buildMetricsRouter, METRICS_PREFIX, type MetricsSources } from './api/metrics.js';
 import { consoleWebSocket } from './api/routes/console.js';
+import { GitRepoService } from './git/service.js';
 import { buildApiRouter } from './api/routes/index.js';
 import { TokenService } from './api/tokens.js';
 import type { BootContext } from './boot/context.js';
@@ -68,7 +70,10 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   const dataDir = resolve(config.server.data_dir);
   // 0700: the store, the one-time password file and the login socket are the owner's alone.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = new Store({ dataDir, headName: config.server.name, clock });
+  const store = new Store({
+    dataDir, headName: config.server.name, clock,
+    minFreeBytes: config.store.min_free_bytes, changeLogRetention: config.store.change_log_retention,
+  });
   const model = new Model(store, { dataDir });
   const tokens = new TokenService(await signingSecret(store), config.server.name, {
     access: config.auth.access_token_ttl,
@@ -79,9 +84,12 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   await localLogin.listen(join(dataDir, LOCAL_LOGIN_SOCKET));
   const power = new PowerService(store, powerRuntimeDir(dataDir), log);
   // Console capture for the nodes whose attributes ask for it (docs/power.md), from start.
-  const consoles = new ConsoleService(store, consoleRuntimeDir(dataDir), log);
+  const consoles = new ConsoleService(store, consoleRuntimeDir(dataDir), log, config.console.device_patterns);
   consoles.start();
-  const context: ApiContext = { config, store, model, power, consoles, tokens, localLogin, log, recentLog, clock };
+  // The gitrepos' repositories under <data-dir>/gitrepos and their scheduled syncs (docs/gitrepos.md).
+  const git = new GitRepoService(store, model.gitRepos, dataDir, log);
+  git.start();
+  const context: ApiContext = { config, store, model, power, consoles, git, tokens, loginThrottle: new LoginThrottle(clock), localLogin, log, recentLog, clock };
   const bootContext: BootContext = { model, config, log };
   const metrics: MetricsSources = {}; // the servers join as they start
   const plain = { errorStatuses: DOMAIN_ERROR_STATUSES, log };
@@ -107,6 +115,7 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     await tftp?.close();
     http.close();
     await localLogin.close();
+    await git.close();
     await consoles.close();
     await power.close();
     await store.close();
@@ -127,6 +136,7 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
       http.close();
       await tftp.close();
       await localLogin.close();
+      await git.close();
       await consoles.close();
       await power.close();
       await store.close();

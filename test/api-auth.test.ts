@@ -81,9 +81,12 @@ test('a deleted admin\'s token stops working at once; a role change applies at o
   const h = await startTestHead(t);
   const { access_token } = await h.login();
   await h.call('POST', '/admins', { token: access_token, body: { name: 'ops', password: 'ops-password' } });
-  const ops = await h.login('ops', 'ops-password');
+  let ops = await h.login('ops', 'ops-password');
   t.is((await h.call('POST', '/admins', { token: ops.access_token, body: { name: 'x2' } })).status, 200);
   await h.call('PATCH', '/admin/ops', { token: access_token, body: { roles: ['role.authuser'] } });
+  // A role change also revokes the admin's earlier tokens (test/api-login-protection.test.ts).
+  t.is((await h.call('POST', '/admins', { token: ops.access_token, body: { name: 'x3' } })).status, 401);
+  ops = await h.login('ops', 'ops-password');
   t.is((await h.call('POST', '/admins', { token: ops.access_token, body: { name: 'x3' } })).status, 403);
   await h.call('DELETE', '/admin/ops', { token: access_token });
   t.is((await h.call('GET', '/whoami', { token: ops.access_token })).status, 401);

@@ -50,6 +50,7 @@ test('spec node example: create, get by uid, MAC and name; attributes; power_uri
 
   await ok('PATCH', '/node/n3', { power_uri: 'ipmi://<ipmi_user>:<ipmi_pass>@10.10.1.3/ipmi' });
   t.deepEqual(await ok('GET', '/node/n3/power_uri'), {
+    field: 'power_uri',
     unparsed: 'ipmi://service:servicepass@10.10.1.3/ipmi',
     parsed: { scheme: 'ipmi', schemes: '', server: '10.10.1.3', path: 'ipmi', server_username: 'service:servicepass', username: null, password: null, host: 'ipmi' },
   });
@@ -160,18 +161,19 @@ test('node sub-resources: status and attributes by uid and by source address; wh
   t.is((await put('/node/putstatus', { status: { load_avg: 0.5 }, hardware: { ram_total: 68719476736 } })).status, 200);
   t.deepEqual(await ok('GET', `/node/${uid}/status`), { load_avg: 0.5 });
   t.like(await ok('GET', `/node/${uid}`), { hardware: { ram_total: 68719476736 } });
-  t.is((await put('/node/putattribs', { rack: 'r1', slot: 4 })).status, 200);
-  t.deepEqual(await ok('GET', `/node/${uid}/attributes`), { rack: 'r1', slot: '4' });
+  // A node writes only node_<name> attributes (test/node-self-report.test.ts).
+  t.is((await put('/node/putattribs', { node_rack: 'r1', node_slot: 4 })).status, 200);
+  t.deepEqual(await ok('GET', `/node/${uid}/attributes`), { node_rack: 'r1', node_slot: '4' });
   t.is((await put('/node/putstatus', {})).json.reason, `Request body must have 'status' and/or 'hardware'`);
   t.is((await put('/node/putstatus', { status: 3 })).json.reason, `Field 'status' must be a JSON object`);
-  t.is((await put('/node/putattribs', { x: { nested: 1 } })).json.reason, `Field 'attributes': attribute 'x' must be a string, number or boolean`);
+  t.is((await put('/node/putattribs', { node_x: { nested: 1 } })).json.reason, `Field 'attributes': attribute 'node_x' must be a string, number or boolean`);
   t.like(await ok('GET', `/node/${uid}`), { last_modified_by: 'node:n0' });
 
   // With a token and a uid.
   await ok('POST', '/node/putstatus', { uid, status: { load_avg: 2 } });
   t.deepEqual(await ok('GET', '/node/n0/status'), { load_avg: 2 });
   await ok('POST', '/node/putattribs', { uid: 'n0', rack: 'r2' });
-  t.like(await ok('GET', '/node/n0/attributes'), { rack: 'r2', slot: '4' });
+  t.like(await ok('GET', '/node/n0/attributes'), { rack: 'r2', node_slot: '4' });
   t.is((await call('POST', '/node/putstatus', { status: {} })).json.reason, `Missing required field 'uid'`);
   t.is((await call('POST', '/node/putattribs', { rack: 'r2' })).json.reason, `Missing required field 'uid'`);
   t.is((await call('POST', '/node/putattribs', { uid: 'nope', rack: 'r2' })).status, 404);

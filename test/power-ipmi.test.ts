@@ -43,7 +43,7 @@ test('status, on, off, cycle, reset, soft through the API act on the BMC', async
   t.is(await state(), 'off');
   let res = await put({ state: 'power on' });
   t.is(res.status, 200, JSON.stringify(res.json));
-  t.deepEqual(res.json.data, { state: 'on' });
+  t.deepEqual(res.json.data, { state: 'on', outcome: 'done' });
   t.is(s.sim.power(), '1');
   t.is(await state(), 'on');
 
@@ -52,19 +52,19 @@ test('status, on, off, cycle, reset, soft through the API act on the BMC', async
   t.is(simLog(s.sim).at(-1), 'reset 1');
 
   res = await put({ state: 'power cycle' });
-  t.is(res.status, 200);
-  t.is(simLog(s.sim).at(-1), 'power 0', 'a cycle turns the machine off (ipmi_sim powers it on again after 1 s)');
+  t.deepEqual(res.json.data, { state: 'on', outcome: 'done' }, 'answered once the machine is on again');
+  t.deepEqual(simLog(s.sim).slice(-2), ['power 0', 'power 1'], 'a cycle turns the machine off; ipmi_sim powers it on again after 1 s');
 
   s.sim.setPower(true);
   res = await put({ state: 'power soft' });
   t.is(res.status, 200);
   t.is(simLog(s.sim).at(-1), 'shutdown 1');
-  t.deepEqual(res.json.data, { state: 'off' });
+  t.deepEqual(res.json.data, { state: 'off', outcome: 'done' });
 
   s.sim.setPower(true);
   const before = simLog(s.sim).length;
   res = await put({ state: 'power off', force: true });
-  t.deepEqual(res.json.data, { state: 'off' });
+  t.deepEqual(res.json.data, { state: 'off', outcome: 'done' });
   t.deepEqual(simLog(s.sim).slice(before), ['power 0'], 'force: no graceful attempt first');
 
   t.is((await put({ state: 'power sideways' })).status, 400);
@@ -80,13 +80,13 @@ test('power off without force: graceful shutdown, then hard off when the OS igno
   const started = Date.now();
   let res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { state: 'power off' } });
   t.is(res.status, 200, JSON.stringify(res.json));
-  t.deepEqual(res.json.data, { state: 'off' });
+  t.deepEqual(res.json.data, { state: 'off', outcome: 'done' });
   t.deepEqual(simLog(s.sim).slice(-2), ['shutdown 1', 'power 0']);
   t.true(Date.now() - started >= 2000, 'waited power_soft_wait_s for the graceful shutdown');
 
   s.sim.setPower(true);
   res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { steps: ['soft', 'wait 1', 'off'] } });
-  t.deepEqual(res.json.data, { state: 'off' });
+  t.deepEqual(res.json.data, { state: 'off', outcome: 'done' });
   t.deepEqual(simLog(s.sim).slice(-2), ['shutdown 1', 'power 0']);
 
   // An OS that honours the soft request: the forced off is skipped.
@@ -95,7 +95,7 @@ test('power off without force: graceful shutdown, then hard off when the OS igno
   const { rmSync } = await import('node:fs');
   rmSync(join(s.sim.dir, 'ignore-soft'));
   res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { state: 'power off' } });
-  t.deepEqual(res.json.data, { state: 'off' });
+  t.deepEqual(res.json.data, { state: 'off', outcome: 'done' });
   t.is(simLog(s.sim).at(-1), 'shutdown 1');
 
   // Steps that end in a wait the node does not satisfy: reported as a failure with the reason.
@@ -142,7 +142,7 @@ test('wrong password and unreachable BMC: unknown with the reason, within the ti
   t.is(byUid[wrong]!.state, 'unknown');
   t.is(byUid[dead]!.state, 'unknown');
   t.regex(byUid[dead]!.reason!, /timeout/);
-  t.deepEqual(byUid[none], { uid: none, name: byUid[none]!.name, state: 'unknown', reason: 'node has no power_uri' });
+  t.deepEqual(byUid[none], { uid: none, name: byUid[none]!.name, state: 'unknown', reason: 'node has no power_uri (nor redfish_uri)' });
   t.true(elapsed < 2000 * 2 + 3000, `answered within the configured session timeout (took ${elapsed} ms)`);
 
   const off = await s.h.call('PUT', `/node/${dead}/power_state`, { token: s.token, body: { state: 'power off', force: true } });

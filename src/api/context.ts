@@ -2,12 +2,14 @@
 // (src/serve.ts) and handed to every API route.
 import type { Logger } from 'pino';
 import type { KeelConfig } from '../config.js';
+import type { GitRepoService } from '../git/service.js';
 import type { RecentLog } from '../log.js';
 import type { Model } from '../model/model.js';
 import type { ConsoleService } from '../power/console-service.js';
 import type { PowerService } from '../power/service.js';
 import type { Store } from '../store/store.js';
 import type { LocalLogin } from './local-login.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { TokenService } from './tokens.js';
 
 export interface ApiContext {
@@ -16,7 +18,11 @@ export interface ApiContext {
   model: Model;
   power: PowerService;
   consoles: ConsoleService;
+  /** The gitrepos' repositories and syncs. */
+  git: GitRepoService;
   tokens: TokenService;
+  /** Backoff state of password logins (POST /login). */
+  loginThrottle: LoginThrottle;
   localLogin: LocalLogin;
   log: Logger;
   /** The log's most recent lines (what `log` wrote), for GET /cluster/head/<uid>/log. */

@@ -11,6 +11,8 @@ export interface TokenClaims {
   /** Admin name at issue time. */
   name: string;
   typ: TokenKind;
+  /** The admin's token generation at issue time: a token of an earlier one is revoked. */
+  gen: number;
   /** Expiry, epoch seconds. */
   exp: number;
 }
@@ -39,9 +41,9 @@ export class TokenService {
     this.key = secret;
   }
 
-  async issue(sub: string, name: string, kind: TokenKind, ttlSeconds: number): Promise<string> {
+  async issue(sub: string, name: string, generation: number, kind: TokenKind, ttlSeconds: number): Promise<string> {
     const now = Math.floor(this.clock() / 1000);
-    return new SignJWT({ name, typ: kind })
+    return new SignJWT({ name, typ: kind, gen: generation })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(sub)
       .setIssuer(this.issuer)
@@ -50,16 +52,20 @@ export class TokenService {
       .sign(this.key);
   }
 
-  async pair(sub: string, name: string): Promise<TokenPair> {
+  async pair(sub: string, name: string, generation: number): Promise<TokenPair> {
     return {
-      access_token: await this.issue(sub, name, 'access', this.ttl.access),
+      access_token: await this.issue(sub, name, generation, 'access', this.ttl.access),
       expires_in: this.ttl.access,
-      refresh_token: await this.issue(sub, name, 'refresh', this.ttl.refresh),
+      refresh_token: await this.issue(sub, name, generation, 'refresh', this.ttl.refresh),
       refresh_expires_in: this.ttl.refresh,
     };
   }
 
-  /** Verify a bearer token of the given kind, or throw 401 with the reason. */
+  /**
+   * Verify a bearer token of the given kind, or throw 401 with the reason. Whether its generation
+   * is still the admin's is for the caller to check against the store (auth.ts), on every request,
+   * so this cache never keeps a revoked token valid.
+   */
   async verify(token: string, kind: TokenKind): Promise<TokenClaims> {
     const known = this.verified.get(token);
     // A cached token was verified in full before; only its lifetime and kind can change the answer.
@@ -85,7 +91,7 @@ export class TokenService {
     if (payload.typ !== kind) {
       throw unauthorized(kind === 'access' ? 'A refresh token can only be used to get a new token' : 'A refresh token is required here');
     }
-    if (typeof payload.sub !== 'string' || typeof payload.name !== 'string' || typeof payload.exp !== 'number') throw unauthorized('Invalid token');
-    return { sub: payload.sub, name: payload.name, typ: kind, exp: payload.exp };
+    if (typeof payload.sub !== 'string' || typeof payload.name !== 'string' || typeof payload.exp !== 'number' || typeof payload.gen !== 'number') throw unauthorized('Invalid token');
+    return { sub: payload.sub, name: payload.name, typ: kind, gen: payload.gen, exp: payload.exp };
   }
 }

@@ -2,12 +2,14 @@
 // that MAC → its merged `_boot_config` attribute → that boot config's kernel, initramfs, command
 // line (with `<attribute>` substitution) and boot style. Anything missing gives a script that
 // prints why and asks again after a delay: a node is never left at a dead end. See docs/boot-policy.md.
+import { badRequest } from '../http/errors.js';
 import { textReply, type FileReply } from '../http/file-reply.js';
 import { normaliseMac } from '../model/address.js';
 import { bootStyleOf } from '../model/classes/bootconfig.js';
 import { mergedAttributes } from '../model/cluster.js';
+import { Invalid } from '../model/errors.js';
 import type { Model } from '../model/model.js';
-import { fillNodeTemplate, nodeVariables } from './kickstart.js';
+import { fillNodeTemplate, hasControlCharacter, nodeVariables, type Quote } from './kickstart.js';
 import type { BootContext, BootRoute } from './context.js';
 
 /** The attribute naming a node's boot config (uid or name). */
@@ -25,11 +27,45 @@ export interface ScriptBootConfig {
   bootStyle: string;
 }
 
+/** A whitespace-separated word iPXE acts on: `;`, `&&` and `||` end a command, `#` starts a comment. */
+const IPXE_OPERATOR = /^(?:;|&&|\|\||#.*)$/;
+
+/** Why `value` would be read as more than data in an iPXE command line; undefined when it would not. */
+function ipxeProblem(value: string): string | undefined {
+  if (hasControlCharacter(value)) return 'contains a line break or another control character';
+  if (value.includes('${')) return 'contains ${, which iPXE expands';
+  const operator = value.split(/\s+/).find((word) => IPXE_OPERATOR.test(word));
+  return operator === undefined ? undefined : `contains the word ${operator}, which iPXE reads as script`;
+}
+
+/**
+ * A value for the kernel line of an iPXE script. iPXE has no quoting: it expands `${…}`, splits
+ * on whitespace, acts on the operator words and starts a new command at a line break. Spaces stay
+ * (they separate kernel arguments, as in the boot config's cmdline); a value that would be read as
+ * script is refused, and the node gets a retry script saying which one.
+ */
+export const ipxeQuote: Quote = (value, name) => {
+  const problem = ipxeProblem(value);
+  if (problem !== undefined) throw new Invalid(`the value of <${name}> cannot go into an iPXE script: it ${problem}`);
+  return value;
+};
+
+/**
+ * `text` for an `echo` line, which prints its words as they are once iPXE has read them: control
+ * characters become spaces, `${` loses its brace, and operator words are printed in quotes.
+ */
+function echoText(text: string): string {
+  return Array.from(text, (char) => (hasControlCharacter(char) || char === '\t' ? ' ' : char))
+    .join('')
+    .replaceAll('${', '$ {')
+    .split(' ')
+    .map((word) => (IPXE_OPERATOR.test(word) ? `"${word}"` : word))
+    .join(' ');
+}
+
 /** A script that prints `reason` and fetches the node's script again after `delay` seconds. */
 export function retryScript(reason: string, selfUrl: string, delay = RETRY_DELAY_SECONDS): string {
-  // iPXE `echo` prints its arguments as they are; keep the reason on one line.
-  const line = reason.replace(/[\r\n]+/g, ' ');
-  return ['#!ipxe', `echo keel: ${line}`, `echo keel: trying again in ${delay} seconds`, `sleep ${delay}`, `chain --replace --autofree ${selfUrl}`, ''].join('\n');
+  return ['#!ipxe', `echo keel: ${echoText(reason)}`, `echo keel: trying again in ${delay} seconds`, `sleep ${delay}`, `chain --replace --autofree ${selfUrl}`, ''].join('\n');
 }
 
 /**
@@ -42,7 +78,7 @@ export function bootScript(base: string, config: ScriptBootConfig, cmdline: stri
   const linuxBoot = (extra: string[]) => ({
     script: [
       '#!ipxe',
-      `echo keel: booting ${config.name} (${config.bootStyle})`,
+      `echo keel: booting ${echoText(config.name)} (${config.bootStyle})`,
       `kernel ${files}/kernel initrd=${INITRD_NAME} ${[cmdline, ...extra].filter((part) => part !== '').join(' ')}`.trimEnd(),
       `initrd --name ${INITRD_NAME} ${files}/initramfs`,
       'boot',
@@ -63,14 +99,17 @@ export function bootScript(base: string, config: ScriptBootConfig, cmdline: stri
       return linuxBoot([`inst.ks=${base}/api/v1/bootconfig/${config.uid}/kickstart`]);
     case 'next':
       // Give the boot back to the firmware, which tries its next boot device (the local disk).
-      return { script: ['#!ipxe', `echo keel: ${config.name}: boot_style next, leaving to the next boot device`, 'exit', ''].join('\n') };
+      return { script: ['#!ipxe', `echo keel: ${echoText(config.name)}: boot_style next, leaving to the next boot device`, 'exit', ''].join('\n') };
     case 'sanboot':
       // The first local disk, through the firmware (BIOS INT 13h drive 0x80 / the EFI disk).
-      return { script: ['#!ipxe', `echo keel: ${config.name}: booting the local disk`, 'sanboot --no-describe --drive 0x80', ''].join('\n') };
+      return { script: ['#!ipxe', `echo keel: ${echoText(config.name)}: booting the local disk`, 'sanboot --no-describe --drive 0x80', ''].join('\n') };
     case 'iscsi': {
       const target = vars[ISCSI_TARGET_ATTRIBUTE];
       if (target === undefined) return { problem: `boot config ${config.name} (boot_style iscsi) needs the node attribute ${ISCSI_TARGET_ATTRIBUTE} (iscsi:<server>::::<iqn>)` };
-      return { script: ['#!ipxe', `echo keel: ${config.name}: booting ${target}`, `sanboot ${target}`, ''].join('\n') };
+      // One word of sanboot: an iSCSI URI has no spaces.
+      const problem = /\s/.test(target) ? 'contains whitespace' : ipxeProblem(target);
+      if (problem !== undefined) return { problem: `attribute ${ISCSI_TARGET_ATTRIBUTE} cannot go into an iPXE script: it ${problem}` };
+      return { script: ['#!ipxe', `echo keel: ${echoText(config.name)}: booting ${target}`, `sanboot ${target}`, ''].join('\n') };
     }
     default:
       return { problem: `boot config ${config.name} has unknown boot_style ${config.bootStyle}` };
@@ -83,12 +122,10 @@ export interface NodeScript {
   problem?: string;
 }
 
-/** The iPXE script for the node with `macText`, or a retry script saying what is missing. */
-export function nodeScript(model: Model, base: string, macText: string | null): NodeScript {
-  const selfUrl = `${base}/boot/ipxe?mac=${macText ?? ''}`;
+/** The iPXE script for the node with `mac` (normalised), or a retry script saying what is missing. */
+export function nodeScript(model: Model, base: string, mac: string): NodeScript {
+  const selfUrl = `${base}/boot/ipxe?mac=${mac}`;
   const retry = (problem: string): NodeScript => ({ script: retryScript(problem, selfUrl), problem });
-  const mac = macText === null ? undefined : normaliseMac(macText);
-  if (mac === undefined) return retry(`no usable ?mac= in the script URL (got ${JSON.stringify(macText)})`);
   const uid = model.nodes.collection.lookup('mac', mac);
   const node = uid === undefined ? undefined : model.nodes.collection.get(uid);
   if (!node) return retry(`no node has MAC ${mac}; add one (POST /nodes) or turn on accept_new_nodes`);
@@ -101,19 +138,33 @@ export function nodeScript(model: Model, base: string, macText: string | null): 
   const config: ScriptBootConfig = { uid: record.uid, name: String(record.name), bootStyle: bootStyleOf(record) };
   const blocking = model.bootConfigProblems(record).filter((problem) => problem.blocksBoot);
   if (blocking.length > 0) return retry(`node ${name}: boot config ${config.name}: ${blocking.map((problem) => problem.text).join('; ')}`);
-  const cmdline = fillNodeTemplate((record.cmdline as string | undefined) ?? '', vars);
+  let cmdline: string;
+  try {
+    cmdline = fillNodeTemplate((record.cmdline as string | undefined) ?? '', vars, ipxeQuote);
+  } catch (err) {
+    if (err instanceof Invalid) return retry(`node ${name}: boot config ${config.name}: ${err.message}`);
+    throw err;
+  }
   const result = bootScript(base, config, cmdline, vars);
   return 'script' in result ? { script: result.script } : retry(`node ${name}: ${result.problem}`);
 }
+
+/** A Host header that is a host name or address and an optional port: nothing else goes into a script. */
+const HOST_HEADER = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 export const ipxeScriptRoute: BootRoute = {
   method: 'GET', path: '/ipxe', access: 'public',
   summary: 'The iPXE script of the node with ?mac= (from its _boot_config); a retry script when it cannot boot',
   handler: (req, ctx: BootContext): FileReply => {
-    // The script's URLs use the address the node reached us at.
-    const base = `http://${req.headers.host ?? `${ctx.config.server.bind}:${ctx.config.http.port}`}`;
-    const { script, problem } = nodeScript(ctx.model, base, req.query.get('mac'));
-    ctx.log.info({ mac: req.query.get('mac'), from: req.remoteAddress, problem }, 'iPXE script served');
+    const macText = req.query.get('mac');
+    // Strict: the MAC goes into the script (the URL it chains to); DHCP always sends a real one.
+    const mac = macText === null ? undefined : normaliseMac(macText);
+    if (mac === undefined) throw badRequest(`Malformed ?mac=: expected a MAC address such as 52:54:00:12:34:56, got ${JSON.stringify(macText)}`);
+    // The script's URLs use the address the node reached us at, when the Host header is one.
+    const host = req.headers.host;
+    const base = `http://${host !== undefined && HOST_HEADER.test(host) ? host : `${ctx.config.server.bind}:${ctx.config.http.port}`}`;
+    const { script, problem } = nodeScript(ctx.model, base, mac);
+    ctx.log.info({ mac, from: req.remoteAddress, problem }, 'iPXE script served');
     return textReply(script, 'text/plain; charset=utf-8');
   },
 };

@@ -3,6 +3,7 @@
 // including an unexpected exception, becomes a Reply; nothing is thrown to the server.
 import type { Logger } from 'pino';
 import { FileReply } from './file-reply.js';
+import { StreamReply } from './stream-reply.js';
 import { notFound, toHttpError, unsupportedMediaType, type ErrorStatus } from './errors.js';
 import type { Router } from './router.js';
 import type { Request, Route } from './route.js';
@@ -17,6 +18,8 @@ export interface Reply {
   close: boolean;
   /** Raw bytes instead of the envelope (`payload` is then unused). */
   file?: FileReply;
+  /** A raw body of unknown length, produced while it is sent (`payload` is then unused). */
+  stream?: StreamReply;
 }
 
 /** What a transport offers dispatch: the request's body. */
@@ -94,6 +97,7 @@ async function dispatchAsync<Ctx, R extends Route<Ctx>>(route: R, ctx: Ctx, hook
 
 function success(data: unknown): Reply {
   if (data instanceof FileReply) return { status: 200, payload: { success: true }, headers: {}, close: false, file: data };
+  if (data instanceof StreamReply) return { status: data.status, payload: { success: true }, headers: {}, close: false, stream: data };
   return { status: 200, payload: data === undefined ? { success: true } : { success: true, data }, headers: {}, close: false };
 }
 

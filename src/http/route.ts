@@ -1,6 +1,7 @@
 // What a route is: method, path, who may call it (declared next to its handler), an optional body
 // declaration, and the handler. Handlers return the `data` of the success envelope (undefined →
-// `{"success": true}` without data), a FileReply (raw bytes, no envelope), or throw. The HTTP layer
+// `{"success": true}` without data), a FileReply (raw bytes, no envelope), a StreamReply (raw bytes
+// of unknown length, produced while sent), or throw. The HTTP layer
 // knows no roles and no schemas: `access` and a JSON `body` declaration are what the mount's hooks
 // check (src/api/hooks.ts for the API); it acts only on `'public'` and `'stream'`.
 

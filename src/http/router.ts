@@ -1,6 +1,7 @@
 // Route table: method + path pattern (`/admin/:id`) → route. Patterns are matched segment by
 // segment; a literal segment wins over a parameter, so `/admins/meta` is not `/admin/:id`-like
-// ambiguity-prone. Unknown path → 404, known path with another method → 405.
+// ambiguity-prone. A last segment `*name` takes the rest of the path (one or more segments, e.g. a
+// file path inside a repository). Unknown path → 404, known path with another method → 405.
 import { methodNotAllowed, notFound } from './errors.js';
 
 /** What the router reads of a route. */
@@ -12,6 +13,8 @@ interface Routable {
 interface Node<R> {
   literal: Map<string, Node<R>>;
   param?: { name: string; node: Node<R> };
+  /** `*name`: the remaining segments, joined by `/`, each decoded. */
+  rest?: { name: string; node: Node<R> };
   routes: Map<string, R>;
 }
 
@@ -32,8 +35,15 @@ export class Router<R extends Routable> {
 
   add(route: R): void {
     let node = this.root;
-    for (const segment of split(route.path)) {
-      if (segment.startsWith(':')) {
+    const segments = split(route.path);
+    for (const [i, segment] of segments.entries()) {
+      if (segment.startsWith('*')) {
+        if (i !== segments.length - 1) throw new Error(`${route.path}: ${segment} must be the last segment`);
+        const name = segment.slice(1);
+        if (node.rest && node.rest.name !== name) throw new Error(`${route.path}: parameter ${segment} clashes with *${node.rest.name}`);
+        node.rest ??= { name, node: newNode<R>() };
+        node = node.rest.node;
+      } else if (segment.startsWith(':')) {
         const name = segment.slice(1);
         if (node.param && node.param.name !== name)
           throw new Error(`${route.path}: parameter :${name} clashes with :${node.param.name}`);
@@ -74,6 +84,10 @@ export class Router<R extends Routable> {
         params[node.param.name] = safeDecode(segment);
         return found;
       }
+    }
+    if (node.rest && node.rest.node.routes.size > 0) {
+      params[node.rest.name] = segments.slice(i).map(safeDecode).join('/');
+      return node.rest.node;
     }
     return undefined;
   }

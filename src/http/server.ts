@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { endHead, sendFile, type SendTarget } from './send-file.js';
 import { loadUws } from '../native.js';
 import { BodyAborted, BodyStream } from './body-stream.js';
+import { sendStream } from './stream-reply.js';
 import type { Mount, Reply, RequestBody } from './dispatch.js';
 import { badRequest, payloadTooLarge, statusLine, unsupportedMediaType } from './errors.js';
 import type { Principal, Request } from './route.js';
@@ -18,6 +19,30 @@ import type { Principal, Request } from './route.js';
  * what fetch() and many HTTP libraries send for a string body.
  */
 const JSON_BODY_TYPES = new Set(['', 'application/json', 'text/json', 'application/x-www-form-urlencoded', 'text/plain']);
+
+/**
+ * How deep a JSON body may nest objects and arrays. Whatever reads a body afterwards (validation,
+ * the store's encoder) walks it recursively, and ~1,200 levels overflow the stack: a deeper body
+ * is refused before it is parsed. No API body needs more than a few levels.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether the JSON `text` nests objects and arrays deeper than `limit` (brackets in strings do not count). */
+export function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
 
 function isJsonType(contentType: string): boolean {
   const type = contentType.split(';')[0]!.trim().toLowerCase();
@@ -225,6 +250,7 @@ export class HttpServer {
         if (!isLast) return;
         const text = Buffer.concat(chunks, size).toString('utf8');
         if (text.trim() === '') return resolve(undefined);
+        if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return reject(badRequest(`JSON body nests deeper than ${MAX_JSON_DEPTH} levels`));
         try {
           resolve(JSON.parse(text));
         } catch (err) {
@@ -258,8 +284,15 @@ export class HttpServer {
   private send(exchange: Exchange, reply: Reply): void {
     const { res, req } = exchange;
     if (reply.status >= 500) this.options.log.error({ method: req.method, path: req.path, reason: reply.payload.reason }, 'request failed');
-    if (exchange.aborted || exchange.done) return;
+    if (exchange.aborted || exchange.done) {
+      // Nobody will read what a streamed reply's producer writes: stop it.
+      reply.stream?.cancel();
+      return;
+    }
     exchange.done = true;
+    // A streamed reply may still be consuming a streamed request body (a child process reading
+    // its input while it writes its output): the body keeps its own backpressure.
+    if (reply.stream) return sendStream(exchange, req.method, reply.stream);
     // A streamed body the handler did not read to the end: the connection cannot be reused.
     const unreadBody = exchange.stream !== undefined && !exchange.stream.complete;
     exchange.stream?.unpause();

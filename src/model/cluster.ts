@@ -7,6 +7,9 @@ import { Invalid } from './errors.js';
 import { attribIndexes, namingPoolIndexes, networkIndexes, nodeIndexes } from './indexes.js';
 import { parseIPv4 } from './address.js';
 import { DEFAULT_NAMING, parsePattern, type NamePattern } from './naming.js';
+import { MAX_NAME_LENGTH } from './object-store.js';
+import { MAX_STRING_LENGTH } from './schema.js';
+import { checkPowerSettings } from './power-settings.js';
 import { clusterSettings } from './settings.js';
 
 export const nodes = (store: Store): Collection => store.collection('node', nodeIndexes);
@@ -127,7 +130,10 @@ export function normaliseAttributes(value: unknown, field: string): Record<strin
     if (typeof v === 'string') out[key] = v;
     else if (typeof v === 'number' || typeof v === 'boolean') out[key] = String(v);
     else throw new Invalid(`Field '${field}': attribute '${key}' must be a string, number or boolean`);
+    if (key.length > MAX_NAME_LENGTH) throw new Invalid(`Field '${field}': attribute names must have at most ${MAX_NAME_LENGTH} characters`);
+    if (out[key]!.length > MAX_STRING_LENGTH) throw new Invalid(`Field '${field}': attribute '${key}' must have at most ${MAX_STRING_LENGTH} characters`);
   }
+  checkPowerSettings(out, field);
   return out;
 }
 

@@ -46,3 +46,4 @@ export const imageIndexes: readonly IndexSpec[] = [byName('Image')];
 export const bootConfigIndexes: readonly IndexSpec[] = [byName('Boot config')];
 export const repoIndexes: readonly IndexSpec[] = [byName('Repo')];
 export const distroIndexes: readonly IndexSpec[] = [byName('Distro')];
+export const gitRepoIndexes: readonly IndexSpec[] = [byName('Gitrepo')];

@@ -1,8 +1,11 @@
 // Kickstart files: plain files in `<data-dir>/kickstarts/` (an admin may copy files there, or use
-// the upload API), named by boot configs. Rendering one for a node is src/boot/kickstart.ts.
+// the upload API), named by boot configs. A boot config may instead name a file in a gitrepo,
+// `git:<repo>/<path>[@<ref>]` (classes/gitrepo.ts; read by src/git). Rendering one for a node is
+// src/boot/kickstart.ts.
 import { statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parseGitSource } from './classes/gitrepo.js';
 import { Invalid, NotFound } from './errors.js';
 
 export const KICKSTART_DIR = 'kickstarts';
@@ -13,7 +16,11 @@ const NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 export class KickstartFiles {
   readonly dir: string;
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    /** Whether a gitrepo of this name exists, for kickstarts named by `git:` source. */
+    private readonly gitRepoExists: (name: string) => boolean = () => false,
+  ) {
     this.dir = join(resolve(dataDir), KICKSTART_DIR);
   }
 
@@ -34,8 +41,14 @@ export class KickstartFiles {
     }
   }
 
-  /** Whether `name` is a kickstart file (false for a malformed name). Synchronous: one stat. */
+  /**
+   * Whether `name` is a kickstart file (false for a malformed name). Synchronous: one stat. For a
+   * `git:` source, whether its gitrepo exists: the file at a ref changes with every push, and asking
+   * git is a process, so a missing path shows when the kickstart is fetched (a 404).
+   */
   exists(name: string): boolean {
+    const source = parseGitSource(name);
+    if (source) return !('problem' in source) && this.gitRepoExists(source.repo);
     try {
       return statSync(this.path(name)).isFile();
     } catch {

@@ -10,6 +10,7 @@ import { attribClass } from './classes/attrib.js';
 import { bootConfigClass, bootConfigProblems, type BootConfigProblem } from './classes/bootconfig.js';
 import { distroClass } from './classes/distro.js';
 import { dyngroupClass } from './classes/dyngroup.js';
+import { gitRepoClass } from './classes/gitrepo.js';
 import { hostnameClass } from './classes/hostname.js';
 import { imageClass } from './classes/image.js';
 import { namingPoolClass } from './classes/namingpool.js';
@@ -22,7 +23,7 @@ import { ObjectStore, type Catalog, type ObjectClass } from './object-store.js';
 /** Every object class keel stores. */
 export const OBJECT_CLASSES: readonly ObjectClass[] = [
   adminClass, nodeClass, attribClass, namingPoolClass, networkClass, hostnameClass, dyngroupClass,
-  imageClass, bootConfigClass, repoClass, distroClass,
+  imageClass, bootConfigClass, repoClass, distroClass, gitRepoClass,
 ];
 
 export class Model implements Catalog {
@@ -34,7 +35,8 @@ export class Model implements Catalog {
   constructor(readonly store: Store, options: { dataDir: string }) {
     // The one ChunkStore of this store: pins (GC safety) and the manifest cache are per instance.
     this.chunks = new ChunkStore(store);
-    this.kickstarts = new KickstartFiles(options.dataDir);
+    // A boot config's kickstart may be a `git:` source; whether its gitrepo exists is a lookup here.
+    this.kickstarts = new KickstartFiles(options.dataDir, (name) => this.gitRepos.collection.lookup('name', name) !== undefined);
     // Every class's database is opened here, outside any transaction: LMDB forgets a database first
     // opened inside a transaction that then aborts, and the model's rules read across classes.
     for (const cls of OBJECT_CLASSES) {
@@ -76,6 +78,10 @@ export class Model implements Catalog {
 
   get bootConfigs(): ObjectStore {
     return this.objects(bootConfigClass);
+  }
+
+  get gitRepos(): ObjectStore {
+    return this.objects(gitRepoClass);
   }
 
   /** What a boot config lacks (classes/bootconfig.ts). */

@@ -81,6 +81,12 @@ const NAME_ONLY: NonNullable<ObjectClass['idIndexes']> = [{ index: 'name' }];
 
 const UID_RE = /^[0-9a-f]{32}$/;
 
+/**
+ * Longest object name. A name is a key of its class's name index, and an LMDB key holds at most
+ * 1,978 bytes: 255 characters stay under it even at 4 UTF-8 bytes each (1,020).
+ */
+export const MAX_NAME_LENGTH = 255;
+
 export const META_FIELDS: Schema = {
   uid: { type: 'string', summary: 'Unique identifier: 32 lower-case hex characters', readOnly: true, source: 'assigned by keel' },
   last_modified: { type: 'number', summary: 'Time of the last change, epoch seconds', readOnly: true, source: 'keel' },
@@ -288,6 +294,7 @@ export class ObjectStore {
     const name = fields.name;
     if (typeof name === 'string' && (name === '' || UID_RE.test(name)))
       throw new Invalid(`Field 'name' must be non-empty and not look like a UID`);
+    if (typeof name === 'string' && name.length > MAX_NAME_LENGTH) throw new Invalid(`Field 'name' must have at most ${MAX_NAME_LENGTH} characters`);
     return this.cls.prepare ? this.cls.prepare(fields) : fields;
   }
 

@@ -17,6 +17,13 @@ export interface FieldSpec {
   source?: string;
 }
 
+/**
+ * Longest text a string field (or an item of a string list) accepts. Values end up in kernel
+ * command lines (at most 4,096 bytes) and templates; names, which are index keys, have a lower
+ * limit (MAX_NAME_LENGTH in object-store.ts).
+ */
+export const MAX_STRING_LENGTH = 4096;
+
 export type Schema = Readonly<Record<string, FieldSpec>>;
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -48,7 +55,7 @@ function typeProblem(spec: FieldSpec, value: unknown): string | undefined {
     case 'string':
       if (typeof value !== 'string') return 'must be a string';
       if (spec.enum && !spec.enum.includes(value)) return `must be one of ${spec.enum.join(', ')}`;
-      return undefined;
+      return value.length > MAX_STRING_LENGTH ? `must have at most ${MAX_STRING_LENGTH} characters` : undefined;
     case 'integer':
       return Number.isSafeInteger(value) ? undefined : 'must be an integer';
     case 'number':
@@ -56,7 +63,8 @@ function typeProblem(spec: FieldSpec, value: unknown): string | undefined {
     case 'boolean':
       return typeof value === 'boolean' ? undefined : 'must be true or false';
     case 'string[]':
-      return Array.isArray(value) && value.every((v) => typeof v === 'string') ? undefined : 'must be a list of strings';
+      if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) return 'must be a list of strings';
+      return value.some((item) => item.length > MAX_STRING_LENGTH) ? `must have items of at most ${MAX_STRING_LENGTH} characters` : undefined;
     case 'object':
       return isPlainObject(value) ? undefined : 'must be a JSON object';
     case 'any':

@@ -51,8 +51,19 @@ export interface ConsoleOptions {
 
 export const DEFAULT_CONSOLE_OPTIONS: ConsoleOptions = { flushMs: 200, retryMs: 1000, maxRetryMs: 30_000, reconcileMs: 30_000 };
 
-/** Resolve a node's console attributes; undefined when it does not ask for capture; throws with the reason when they are unusable. */
-export function consoleWanted(store: Store, node: StoredRecord, ipmi: FreeIpmi): ConsoleWanted | undefined {
+/** A device pattern (`/dev/ttyS*`) as a regular expression: `*` and `?` never match '/'. */
+function devicePatternRegExp(pattern: string): RegExp {
+  const source = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '[^/]*').replaceAll('?', '[^/]');
+  return new RegExp(`^${source}$`);
+}
+
+/**
+ * Resolve a node's console attributes; undefined when it does not ask for capture; throws with the
+ * reason when they are unusable. keel runs as root and reads and writes the device: a serial
+ * device must match one of `devicePatterns` (config console.device_patterns), so that whoever sets
+ * console_device cannot point it at a pty, a virtual console or any other device.
+ */
+export function consoleWanted(store: Store, node: StoredRecord, ipmi: FreeIpmi, devicePatterns: readonly string[]): ConsoleWanted | undefined {
   const attrs = mergedAttributes(store, node);
   const kind = attrs[CONSOLE_ATTRIBUTES.kind] ?? '';
   if (kind === '' || kind === 'none') return undefined;
@@ -64,7 +75,9 @@ export function consoleWanted(store: Store, node: StoredRecord, ipmi: FreeIpmi):
   const ringBytes = kib * 1024;
   if (kind === 'serial') {
     const device = attrs[CONSOLE_ATTRIBUTES.device] ?? '';
-    if (!device.startsWith('/')) throw new Error(`attribute ${CONSOLE_ATTRIBUTES.device} must be an absolute device path (e.g. /dev/ttyS1)`);
+    if (!devicePatterns.some((pattern) => devicePatternRegExp(pattern).test(device))) {
+      throw new Error(`attribute ${CONSOLE_ATTRIBUTES.device} must be a device matching ${devicePatterns.join(', ') || '(none configured)'} (config console.device_patterns), got '${device}'`);
+    }
     const baudText = attrs[CONSOLE_ATTRIBUTES.baud];
     const baud = baudText === undefined || baudText === '' ? CONSOLE_DEFAULTS.baud : Number(baudText);
     if (!(BAUD_RATES as readonly number[]).includes(baud)) throw new Error(`attribute ${CONSOLE_ATTRIBUTES.baud} must be one of ${BAUD_RATES.join(', ')}, got '${baudText}'`);
@@ -200,6 +213,8 @@ export class ConsoleService {
     private readonly store: Store,
     runtimeDir: string,
     private readonly log: Logger,
+    /** The devices a serial console may be (config console.device_patterns). */
+    private readonly devicePatterns: readonly string[],
     private readonly options: ConsoleOptions = DEFAULT_CONSOLE_OPTIONS,
   ) {
     this.ring = new ConsoleRing(store);
@@ -224,7 +239,7 @@ export class ConsoleService {
       seen.add(node.uid);
       let wanted: ConsoleWanted | undefined;
       try {
-        wanted = consoleWanted(this.store, node, this.ipmi);
+        wanted = consoleWanted(this.store, node, this.ipmi, this.devicePatterns);
         this.invalid.delete(node.uid);
       } catch (err) {
         this.invalid.set(node.uid, (err as Error).message);

@@ -1,12 +1,11 @@
-// Redfish vendor differences, as data. The client (redfish.ts) reads only these fields; a new
-// vendor is a new entry here, chosen by the node's `redfish_quirks` attribute or by matching the
-// service root's `Vendor`/`Oem` keys.
+// Redfish vendor differences, as data. The client (redfish.ts) reads only the fields of
+// RedfishQuirks; a quirk set changes some of them. The sets that apply are those whose vendor
+// matches the service root's `Vendor`/`Oem` keys, then those the node's `redfish_quirks` lists
+// (a comma list, applied in order, so they combine: `hpe,boot-continuous`).
+import type { RedfishQuirkName } from '../model/power-settings.js';
 import type { BootDevice, PowerAction } from './ipmi.js';
 
 export interface RedfishQuirks {
-  name: string;
-  /** Matches the service root's Vendor (or its Oem keys) when the node names no quirks. */
-  vendor?: RegExp;
   /** ResetType candidates per action, best first; the first the system allows is used. */
   resetTypes: Record<PowerAction, readonly string[]>;
   /** BootSourceOverrideTarget values. */
@@ -21,8 +20,7 @@ export interface RedfishQuirks {
   patchWithEtag: boolean;
 }
 
-const DEFAULT: RedfishQuirks = {
-  name: 'default',
+const DEFAULT_QUIRKS: RedfishQuirks = {
   resetTypes: {
     on: ['On', 'ForceOn', 'PushPowerButton'],
     off: ['ForceOff'],
@@ -37,23 +35,25 @@ const DEFAULT: RedfishQuirks = {
   patchWithEtag: false,
 };
 
-export const REDFISH_QUIRKS: readonly RedfishQuirks[] = [
-  DEFAULT,
-  // HPE iLO: PATCH of a ComputerSystem honours If-Match; a stale ETag is refused instead of racing.
-  { ...DEFAULT, name: 'hpe', vendor: /^(HPE|Hpe|Hp)$/, patchWithEtag: true },
-  // BMCs whose session service is missing or broken: Basic auth on every request.
-  { ...DEFAULT, name: 'basic-auth', basicAuthOnly: true },
-  // BMCs that drop a one-time override at the next reset they see: keep it until changed.
-  { ...DEFAULT, name: 'boot-continuous', bootOverrideEnabled: 'Continuous' },
-];
+interface QuirkSet {
+  /** Applied without being named when the service root's Vendor (or an Oem key) matches. */
+  vendor?: RegExp;
+  changes: Partial<RedfishQuirks>;
+}
 
-/** The quirks named, else those whose vendor matches the service root, else the default. */
-export function quirksFor(name: string | undefined, serviceRoot: Record<string, unknown>): RedfishQuirks {
-  if (name !== undefined) {
-    const named = REDFISH_QUIRKS.find((q) => q.name === name);
-    if (!named) throw new Error(`unknown redfish_quirks '${name}' (known: ${REDFISH_QUIRKS.map((q) => q.name).join(', ')})`);
-    return named;
-  }
+const QUIRK_SETS: Record<RedfishQuirkName, QuirkSet> = {
+  // HPE iLO: PATCH of a ComputerSystem honours If-Match; a stale ETag is refused instead of racing.
+  hpe: { vendor: /^(HPE|Hpe|Hp)$/, changes: { patchWithEtag: true } },
+  // BMCs whose session service answers but does not work (a token that is then refused): Basic
+  // auth on every request. A missing or refusing session service needs no quirk.
+  'basic-auth': { changes: { basicAuthOnly: true } },
+  // BMCs that drop a one-time override at the next reset they see: keep it until changed.
+  'boot-continuous': { changes: { bootOverrideEnabled: 'Continuous' } },
+};
+
+/** The default quirks changed by the vendor's sets, then by the named ones in order. */
+export function quirksFor(named: readonly RedfishQuirkName[], serviceRoot: Record<string, unknown>): RedfishQuirks {
   const vendors = [serviceRoot.Vendor, ...Object.keys((serviceRoot.Oem as Record<string, unknown> | undefined) ?? {})].filter((v): v is string => typeof v === 'string');
-  return REDFISH_QUIRKS.find((q) => q.vendor !== undefined && vendors.some((v) => q.vendor!.test(v))) ?? DEFAULT;
+  const byVendor = Object.values(QUIRK_SETS).filter((set) => set.vendor !== undefined && vendors.some((v) => set.vendor!.test(v)));
+  return [...byVendor, ...named.map((name) => QUIRK_SETS[name])].reduce<RedfishQuirks>((quirks, set) => ({ ...quirks, ...set.changes }), DEFAULT_QUIRKS);
 }

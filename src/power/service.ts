@@ -4,6 +4,7 @@
 // request or delays nodes in other batches.
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { Invalid } from '../model/errors.js';
 import type { Store, StoredRecord } from '../store/store.js';
 import { FreeIpmi, type BootDevice, type PowerAction } from './ipmi.js';
 import { MAX_HOSTS_PER_BATCH, planIpmiBatches } from './plan.js';
@@ -20,9 +21,19 @@ export interface NodePowerState {
   reason?: string;
 }
 
+/**
+ * What a power request did to a node: `done` (the BMC reports the aim of its last action),
+ * `pending` (the BMC accepted the actions but did not report their aim within the node's
+ * power_confirm_wait_s: `state` is what it reports, not the outcome) or `failed`.
+ */
+export type PowerOutcome = 'done' | 'pending' | 'failed';
+
 export interface NodePowerResult extends NodePowerState {
-  /** Whether every step that ran for the node succeeded. */
+  /** Whether the outcome is `done`. */
   ok: boolean;
+  outcome: PowerOutcome;
+  /** The BMC's address (no credentials), for a reason that names it. */
+  bmc?: string;
 }
 
 export interface PowerLimits {
@@ -45,10 +56,19 @@ export const DEFAULT_LIMITS: PowerLimits = { ipmiProcesses: 8, ipmiHostsPerProce
 /** ipmipower's messages for a host whose session did not come up, or stopped answering, in time. */
 const TIMEOUTS = new Set(['connection timeout', 'session timeout']);
 
-/** The node has no usable power_uri (a request error, not a BMC failure). */
-export class NoPowerTarget extends Error {}
+/** A BMC that failed an operation: which BMC, which step, and the cause. */
+export class BmcFailure extends Error {
+  constructor(readonly bmc: string, step: string, cause: string) {
+    super(`BMC ${bmc}: ${step}: ${cause}`);
+  }
+}
 
 type Outcome = { ok: true; state?: 'on' | 'off' } | { ok: false; reason: string };
+
+/** Where a target's BMC is, without credentials. */
+const bmcAddress = (target: PowerTarget): string => (target.kind === 'ipmi' ? `${target.host}:${target.port}` : target.baseUrl);
+
+const stepName = (step: PowerStep): string => ('action' in step ? step.action : `wait ${step.wait}`);
 
 /** Run `work` over `items` with at most `limit` at once. */
 async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
@@ -81,7 +101,7 @@ export class PowerService {
 
   private redfish(target: RedfishTarget): RedfishClient {
     const o = target.options;
-    const key = JSON.stringify([target.baseUrl, target.username, target.password, target.systemId ?? null, o.tls, o.timeoutMs, o.quirks ?? null]);
+    const key = JSON.stringify([target.baseUrl, target.username, target.password, target.systemId ?? null, o.tls, o.timeoutMs, o.quirks]);
     let client = this.redfishClients.get(key);
     if (!client) {
       client = new RedfishClient(target);
@@ -133,7 +153,7 @@ export class PowerService {
     const unresolved: NodePowerResult[] = [];
     for (const node of nodes) {
       const target = resolveTarget(this.store, node);
-      if (target.kind === 'none') unresolved.push({ uid: target.uid, name: target.name, state: 'unknown', reason: target.reason, ok: false });
+      if (target.kind === 'none') unresolved.push({ uid: target.uid, name: target.name, state: 'unknown', reason: target.reason, ok: false, outcome: 'failed' });
       else targets.push(target);
     }
     return { targets, unresolved };
@@ -143,7 +163,7 @@ export class PowerService {
   async status(nodes: readonly StoredRecord[]): Promise<NodePowerState[]> {
     const { targets, unresolved } = this.resolve(nodes);
     const outcomes = await this.run(targets, 'stat');
-    const byUid = new Map<string, NodePowerState>(unresolved.map(({ ok: _ok, ...rest }) => [rest.uid, rest]));
+    const byUid = new Map<string, NodePowerState>(unresolved.map(({ uid, name, state, reason }) => [uid, { uid, name, state, reason }]));
     for (const target of targets) {
       const outcome = outcomes.get(target.uid)!;
       byUid.set(target.uid, outcome.ok && outcome.state
@@ -153,71 +173,133 @@ export class PowerService {
     return nodes.map((node) => byUid.get(node.uid)!);
   }
 
-  /** Run the steps for every node (in lockstep, so each step is batched), then read the state back. */
+  /**
+   * Run the steps for every node (in lockstep, so each step is batched). A request that ends with
+   * an action then waits up to each node's power_confirm_wait_s for the BMC to report its aim:
+   * BMCs apply actions seconds after accepting them, and the state read at once would be the old
+   * one. The state answered is the last one read; a node whose BMC failed is not asked again (a
+   * hung BMC costs its timeout once).
+   */
   async apply(nodes: readonly StoredRecord[], steps: readonly PowerStep[]): Promise<NodePowerResult[]> {
     const { targets, unresolved } = this.resolve(nodes);
     const failed = new Map<string, string>();
-    let pending = targets;
+    const pendingReason = new Map<string, string>();
+    const lastState = new Map<string, 'on' | 'off'>();
+    const lastError = new Map<string, string>();
+    /** Nodes whose action failed but have a fallback after the next wait: they skip that wait. */
+    const skipWait = new Set<string>();
+    /** Why a node took its fallback, kept as its reason if the fallback succeeds too. */
+    const notes = new Map<string, string>();
+    let active = targets;
     let aim: 'on' | 'off' = 'on';
+
+    /** Poll `polled` until each reaches the aim or its deadline; returns those that did not. */
+    const waitFor = async (polled: PowerTarget[], deadline: (t: PowerTarget) => number): Promise<PowerTarget[]> => {
+      let waiting = polled;
+      for (;;) {
+        const outcomes = await this.run(waiting, 'stat');
+        waiting = waiting.filter((t) => {
+          const outcome = outcomes.get(t.uid)!;
+          if (outcome.ok && outcome.state) {
+            lastState.set(t.uid, outcome.state);
+            lastError.delete(t.uid);
+          } else lastError.set(t.uid, outcome.ok ? 'no state reported' : outcome.reason);
+          return !(outcome.ok && outcome.state === aim);
+        });
+        const open = waiting.filter((t) => Date.now() < deadline(t));
+        if (open.length === 0) return waiting;
+        await sleep(Math.min(this.limits.pollMs, Math.max(0, Math.min(...open.map(deadline)) - Date.now())));
+      }
+    };
+
     for (const [index, step] of steps.entries()) {
-      if (pending.length === 0) break;
+      if (active.length === 0) break;
       if ('action' in step) {
         aim = step.action === 'off' || step.action === 'soft' ? 'off' : 'on';
-        const outcomes = await this.run(pending, step.action);
-        for (const target of pending) {
+        const outcomes = await this.run(active, step.action);
+        // A failed action is final unless a wait and a fallback follow it (a refused graceful
+        // shutdown of `power off` goes on to the forced off).
+        const hasFallback = steps[index + 1] !== undefined && !('action' in steps[index + 1]!) && steps[index + 2] !== undefined;
+        for (const target of active) {
           const outcome = outcomes.get(target.uid)!;
-          if (!outcome.ok) failed.set(target.uid, `${step.action}: ${outcome.reason}`);
+          if (outcome.ok) continue;
+          if (hasFallback) {
+            skipWait.add(target.uid);
+            notes.set(target.uid, `${step.action} refused (${outcome.reason}), fell back to the next steps`);
+          } else failed.set(target.uid, `${step.action}: ${outcome.reason}`);
         }
-        pending = pending.filter((t) => !failed.has(t.uid));
+        // What was read before this action is no longer the state of these nodes.
+        for (const target of active) lastState.delete(target.uid);
+        active = active.filter((t) => !failed.has(t.uid));
       } else {
         const start = Date.now();
-        const deadline = (t: PowerTarget) => start + 1000 * (step.wait === 'soft' ? t.softWaitS : step.wait);
+        const seconds = (t: PowerTarget) => (step.wait === 'soft' ? t.softWaitS : step.wait);
+        const notReached = await waitFor(active.filter((t) => !skipWait.has(t.uid)), (t) => start + 1000 * seconds(t));
         const isLast = index === steps.length - 1;
-        for (;;) {
-          const outcomes = await this.run(pending, 'stat');
-          // A node that reached the aim is done: the remaining steps are its fallback, not needed.
-          pending = pending.filter((t) => {
-            const outcome = outcomes.get(t.uid)!;
-            return !(outcome.ok && outcome.state === aim);
-          });
-          const waiting = pending.filter((t) => Date.now() < deadline(t));
-          if (waiting.length === 0) break;
-          await sleep(Math.min(this.limits.pollMs, Math.max(0, Math.min(...waiting.map(deadline)) - Date.now())));
+        // A node that reached the aim is done: the remaining steps are its fallback, not needed.
+        const goOn = new Set([...notReached.map((t) => t.uid), ...skipWait]);
+        active = active.filter((t) => goOn.has(t.uid));
+        skipWait.clear();
+        if (isLast) {
+          for (const target of notReached) failed.set(target.uid, `${stepName(step)}: ${lastError.get(target.uid) ?? `still not ${aim} after ${seconds(target)} s`}`);
+          active = [];
         }
-        if (isLast) for (const target of pending) failed.set(target.uid, `still not ${aim} after waiting`);
       }
     }
-    this.log.info({ nodes: nodes.length, steps: steps.map((s) => ('action' in s ? s.action : `wait ${s.wait}`)), failed: failed.size }, 'power request');
-    const states = await this.status(targets.map((t) => nodes.find((n) => n.uid === t.uid)!));
+    // The request ended with an action: confirm it.
+    if (active.length > 0) {
+      const start = Date.now();
+      for (const target of await waitFor(active, (t) => start + 1000 * t.confirmWaitS)) {
+        const error = lastError.get(target.uid);
+        pendingReason.set(target.uid, `accepted by the BMC, not yet ${aim} after ${target.confirmWaitS} s${error === undefined ? '' : ` (last read: ${error})`}`);
+      }
+    }
+    this.log.info({ nodes: nodes.length, steps: steps.map(stepName), failed: failed.size, pending: pendingReason.size }, 'power request');
     const byUid = new Map<string, NodePowerResult>(unresolved.map((r) => [r.uid, r]));
-    for (const state of states) {
-      const reason = failed.get(state.uid);
-      byUid.set(state.uid, reason === undefined ? { ...state, ok: true } : { ...state, ok: false, reason });
+    for (const target of targets) {
+      const base = { uid: target.uid, name: target.name, bmc: bmcAddress(target), state: lastState.get(target.uid) ?? 'unknown' as const };
+      const failure = failed.get(target.uid);
+      const pending = pendingReason.get(target.uid);
+      const note = notes.get(target.uid);
+      if (failure !== undefined) byUid.set(target.uid, { ...base, ok: false, outcome: 'failed', reason: note === undefined ? failure : `${note}; ${failure}` });
+      else if (pending !== undefined) byUid.set(target.uid, { ...base, ok: false, outcome: 'pending', reason: pending });
+      else byUid.set(target.uid, { ...base, ok: true, outcome: 'done', ...(note === undefined ? {} : { reason: note }) });
     }
     return nodes.map((node) => byUid.get(node.uid)!);
   }
 
   async setBootDevice(node: StoredRecord, device: BootDevice): Promise<string> {
     const target = this.target(node);
-    if (target.kind === 'ipmi') {
-      await this.ipmi.setBootDevice(target, device);
-      // Read back: some BMCs accept the write and keep the old value.
-      const read = await this.ipmi.getBootDevice(target);
-      if (read !== device) throw new Error(`BMC did not keep boot device ${device} (reads back ${read})`);
-      return read;
-    }
-    await this.redfish(target).setBootDevice(device);
-    return this.redfish(target).getBootDevice();
+    return this.onBmc(target, `bootdev ${device}`, async () => {
+      if (target.kind === 'ipmi') {
+        await this.ipmi.setBootDevice(target, device);
+        // Read back: some BMCs accept the write and keep the old value.
+        const read = await this.ipmi.getBootDevice(target);
+        if (read !== device) throw new Error(`BMC did not keep boot device ${device} (reads back ${read})`);
+        return read;
+      }
+      await this.redfish(target).setBootDevice(device);
+      return this.redfish(target).getBootDevice();
+    });
   }
 
   async getBootDevice(node: StoredRecord): Promise<string> {
     const target = this.target(node);
-    return target.kind === 'ipmi' ? this.ipmi.getBootDevice(target) : this.redfish(target).getBootDevice();
+    return this.onBmc(target, 'bootdev', () => (target.kind === 'ipmi' ? this.ipmi.getBootDevice(target) : this.redfish(target).getBootDevice()));
   }
 
-  private target(node: StoredRecord): PowerTarget {
+  private async onBmc<T>(target: PowerTarget, step: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      throw new BmcFailure(bmcAddress(target), step, (err as Error).message);
+    }
+  }
+
+  /** The node's power target; a node without a usable one is the caller's mistake (Invalid). */
+  target(node: StoredRecord): PowerTarget {
     const target = resolveTarget(this.store, node);
-    if (target.kind === 'none') throw new NoPowerTarget(target.reason);
+    if (target.kind === 'none') throw new Invalid(`Node ${target.name}: ${target.reason}`);
     return target;
   }
 

@@ -1,10 +1,11 @@
 // What power control needs to know about one node: its BMC (from power_uri, or redfish_uri), the
 // credentials, and the per-node options read from its merged attributes. Cluster-wide defaults are
 // the attributes of the cluster's default_group (merged first, so every node inherits them); keys
-// nobody sets fall back to the built-in values below.
+// nobody sets fall back to the built-in values of src/model/power-settings.ts.
 import { mergedAttributes } from '../model/cluster.js';
 import { hasPlaceholders } from '../model/placeholders.js';
-import { fillPowerUri } from '../model/power-uri.js';
+import { fillPowerUri, powerUriTemplate } from '../model/power-uri.js';
+import { PowerSettings, type RedfishQuirkName } from '../model/power-settings.js';
 import type { Store, StoredRecord } from '../store/store.js';
 
 export interface IpmiOptions {
@@ -22,8 +23,8 @@ export interface RedfishOptions {
   /** `verify` (default): the BMC certificate must chain to a trusted CA; `insecure`: accept any (self-signed). */
   tls: 'verify' | 'insecure';
   timeoutMs: number;
-  /** Name of a quirks entry (src/power/quirks.ts); default: chosen from the service root's Vendor. */
-  quirks?: string;
+  /** Quirk sets applied in order over those chosen by the service root's Vendor (src/power/quirks.ts). */
+  quirks: RedfishQuirkName[];
 }
 
 interface TargetBase {
@@ -34,6 +35,8 @@ interface TargetBase {
   password: string;
   /** Seconds a graceful shutdown may take before `power off` (without force) turns the node off hard. */
   softWaitS: number;
+  /** Seconds to wait after a request's last action for the BMC to report its aim (BMCs apply actions late). */
+  confirmWaitS: number;
 }
 
 export interface IpmiTarget extends TargetBase {
@@ -44,7 +47,7 @@ export interface IpmiTarget extends TargetBase {
 
 export interface RedfishTarget extends TargetBase {
   kind: 'redfish';
-  /** `https://host[:port]` (or http:// when the URI is redfish+http://). */
+  /** `https://host[:port]` (or http:// when the URI is redfish+http:// or http://). */
   baseUrl: string;
   /** System id from the URI path; undefined = discover from the service root. */
   systemId?: string;
@@ -61,99 +64,72 @@ export interface UnresolvedTarget {
   reason: string;
 }
 
-/** Attribute names read by power control (documented in docs/power.md). */
-export const POWER_ATTRIBUTES = {
-  driverType: 'ipmi_driver_type',
-  cipherSuite: 'ipmi_cipher_suite',
-  workarounds: 'ipmi_workarounds',
-  sessionTimeoutMs: 'ipmi_session_timeout_ms',
-  retransmissionTimeoutMs: 'ipmi_retransmission_timeout_ms',
-  redfishTls: 'redfish_tls',
-  redfishTimeoutMs: 'redfish_timeout_ms',
-  redfishQuirks: 'redfish_quirks',
-  softWaitS: 'power_soft_wait_s',
-} as const;
+const IPMI_DEFAULT_PORT = 623;
 
-export const POWER_DEFAULTS = {
-  driverType: 'LAN_2_0',
-  workarounds: '',
-  sessionTimeoutMs: 5000,
-  retransmissionTimeoutMs: 500,
-  redfishTimeoutMs: 5000,
-  softWaitS: 30,
-} as const;
-
-const DRIVER_TYPES = new Set(['LAN', 'LAN_2_0']);
-
-function integer(attrs: Record<string, string>, key: string, fallback: number, min: number, max: number): number {
-  const text = attrs[key];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`attribute ${key} must be an integer ${min}..${max}, got '${text}'`);
-  return value;
-}
-
-function ipmiOptions(attrs: Record<string, string>): IpmiOptions {
-  const driverType = (attrs[POWER_ATTRIBUTES.driverType] ?? POWER_DEFAULTS.driverType).toUpperCase();
-  if (!DRIVER_TYPES.has(driverType)) throw new Error(`attribute ${POWER_ATTRIBUTES.driverType} must be LAN or LAN_2_0, got '${driverType}'`);
-  const workarounds = attrs[POWER_ATTRIBUTES.workarounds] ?? POWER_DEFAULTS.workarounds;
-  // Passed as one argv element; refuse anything that is not a flag list.
-  if (!/^[a-z0-9,]*$/i.test(workarounds)) throw new Error(`attribute ${POWER_ATTRIBUTES.workarounds} must be a comma list of FreeIPMI workaround flags`);
-  const cipher = attrs[POWER_ATTRIBUTES.cipherSuite];
+function ipmiOptions(settings: PowerSettings): IpmiOptions {
   return {
-    driverType,
-    cipherSuite: cipher === undefined || cipher === '' ? undefined : integer(attrs, POWER_ATTRIBUTES.cipherSuite, 3, 0, 17),
-    workarounds,
-    sessionTimeoutMs: integer(attrs, POWER_ATTRIBUTES.sessionTimeoutMs, POWER_DEFAULTS.sessionTimeoutMs, 100, 600_000),
-    retransmissionTimeoutMs: integer(attrs, POWER_ATTRIBUTES.retransmissionTimeoutMs, POWER_DEFAULTS.retransmissionTimeoutMs, 10, 60_000),
+    driverType: settings.choice('ipmi_driver_type'),
+    cipherSuite: settings.optionalInteger('ipmi_cipher_suite'),
+    workarounds: settings.workarounds(),
+    sessionTimeoutMs: settings.integer('ipmi_session_timeout_ms'),
+    retransmissionTimeoutMs: settings.integer('ipmi_retransmission_timeout_ms'),
   };
 }
 
-function redfishOptions(attrs: Record<string, string>): RedfishOptions {
-  const tls = attrs[POWER_ATTRIBUTES.redfishTls] ?? 'verify';
-  if (tls !== 'verify' && tls !== 'insecure') throw new Error(`attribute ${POWER_ATTRIBUTES.redfishTls} must be verify or insecure, got '${tls}'`);
-  return {
-    tls,
-    timeoutMs: integer(attrs, POWER_ATTRIBUTES.redfishTimeoutMs, POWER_DEFAULTS.redfishTimeoutMs, 100, 600_000),
-    quirks: attrs[POWER_ATTRIBUTES.redfishQuirks] || undefined,
-  };
+function redfishOptions(settings: PowerSettings): RedfishOptions {
+  return { tls: settings.choice('redfish_tls'), timeoutMs: settings.integer('redfish_timeout_ms'), quirks: settings.quirks() };
 }
 
-/** The substituted power URI of a node: power_uri, else redfish_uri; undefined when it has neither. */
-export function nodePowerUri(store: Store, node: StoredRecord, attrs = mergedAttributes(store, node)): string | undefined {
-  const template = typeof node.power_uri === 'string' ? node.power_uri : typeof node.redfish_uri === 'string' ? node.redfish_uri : undefined;
-  if (template === undefined) return undefined;
-  return fillPowerUri(template, node, attrs);
+/** A node's BMC URI with placeholders filled: which field it came from, and the value; undefined when it has neither field. */
+function nodePowerUri(store: Store, node: StoredRecord, attrs = mergedAttributes(store, node)): { field: string; uri: string } | undefined {
+  const found = powerUriTemplate(node);
+  return found === undefined ? undefined : { field: found.field, uri: fillPowerUri(found.template, attrs) };
+}
+
+/** The Redfish system id in a plain http(s) URL's path: `/redfish/v1/Systems/<id>`, or nothing (discover). */
+function systemIdInPath(pathname: string): string | undefined | Error {
+  const path = pathname.replace(/\/+$/, '');
+  if (path === '' || path === '/redfish/v1') return undefined;
+  const match = /^\/redfish\/v1\/Systems\/([^/]+)$/.exec(path);
+  return match ? decodeURIComponent(match[1]!) : new Error(`path must be /redfish/v1/Systems/<id> (or none), got '${path}'`);
 }
 
 /** Resolve a node to its power target, or the reason it has none. Never throws. */
 export function resolveTarget(store: Store, node: StoredRecord): PowerTarget | UnresolvedTarget {
   const base = { uid: node.uid, name: String(node.name ?? node.uid) };
+  const none = (reason: string): UnresolvedTarget => ({ kind: 'none', ...base, reason });
   try {
     const attrs = mergedAttributes(store, node);
-    const uri = nodePowerUri(store, node, attrs);
-    if (uri === undefined) return { kind: 'none', ...base, reason: 'node has no power_uri' };
-    if (hasPlaceholders(uri)) return { kind: 'none', ...base, reason: 'power_uri has placeholders without a value' };
+    const found = nodePowerUri(store, node, attrs);
+    if (found === undefined) return none('node has no power_uri (nor redfish_uri)');
+    const { field, uri } = found;
+    if (hasPlaceholders(uri)) return none(`${field} has placeholders without a value`);
     let url: URL;
     try {
       url = new URL(uri);
     } catch {
-      return { kind: 'none', ...base, reason: 'power_uri is not a valid URI' };
+      return none(`${field} is not a valid URI`);
     }
     const scheme = url.protocol.slice(0, -1).toLowerCase();
     const credentials = { host: url.hostname.replace(/^\[|\]$/g, ''), username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
-    const softWaitS = integer(attrs, POWER_ATTRIBUTES.softWaitS, POWER_DEFAULTS.softWaitS, 0, 3600);
-    if (credentials.host === '') return { kind: 'none', ...base, reason: 'power_uri has no host' };
+    if (credentials.host === '') return none(`${field} has no host`);
+    const settings = new PowerSettings(attrs);
+    const waits = { softWaitS: settings.integer('power_soft_wait_s'), confirmWaitS: settings.integer('power_confirm_wait_s') };
     if (scheme === 'ipmi') {
-      return { kind: 'ipmi', ...base, ...credentials, softWaitS, port: url.port === '' ? 623 : Number(url.port), options: ipmiOptions(attrs) };
+      return { kind: 'ipmi', ...base, ...credentials, ...waits, port: url.port === '' ? IPMI_DEFAULT_PORT : Number(url.port), options: ipmiOptions(settings) };
     }
+    const redfish = (protocol: 'http' | 'https', systemId: string | undefined): RedfishTarget =>
+      ({ kind: 'redfish', ...base, ...credentials, ...waits, baseUrl: `${protocol}://${url.host}`, systemId, options: redfishOptions(settings) });
     if (scheme === 'redfish' || scheme === 'redfish+https' || scheme === 'redfish+http') {
-      const protocol = scheme === 'redfish+http' ? 'http' : 'https';
-      const systemId = decodeURIComponent(url.pathname.replace(/^\/+|\/+$/g, '')) || undefined;
-      return { kind: 'redfish', ...base, ...credentials, softWaitS, baseUrl: `${protocol}://${url.host}`, systemId, options: redfishOptions(attrs) };
+      return redfish(scheme === 'redfish+http' ? 'http' : 'https', decodeURIComponent(url.pathname.replace(/^\/+|\/+$/g, '')) || undefined);
     }
-    return { kind: 'none', ...base, reason: `power_uri scheme '${scheme}' is not supported (ipmi, redfish, redfish+http)` };
+    if (scheme === 'https' || scheme === 'http') {
+      const systemId = systemIdInPath(url.pathname);
+      if (systemId instanceof Error) return none(`${field}: ${systemId.message}`);
+      return redfish(scheme, systemId);
+    }
+    return none(`${field} scheme '${scheme}' is not supported (ipmi, redfish, redfish+https, redfish+http, https, http)`);
   } catch (err) {
-    return { kind: 'none', ...base, reason: (err as Error).message };
+    return none((err as Error).message);
   }
 }

@@ -59,6 +59,8 @@ const REFS_DB = '_chunk_refs';
  * upload's memory while letting lmdb-js batch several chunks into each commit (and fsync).
  */
 export const MAX_PENDING_WRITE_BYTES = 8 * 1024 * 1024;
+/** `_settings` key of the last garbage collection that freed something: `{ time, chunks, bytes }`. */
+const LAST_COLLECTION_SETTING = 'chunks.last_collection';
 /** Chunks deleted per GC transaction, so GC never holds the writer for long. */
 const GC_BATCH = 64;
 /**
@@ -259,10 +261,14 @@ export class ChunkStore {
     const pending: Promise<unknown>[] = [];
     const chunkSize = this.chunkSize;
     const maxPending = Math.max(1, Math.floor(MAX_PENDING_WRITE_BYTES / chunkSize));
+    this.store.refuseIfLowOnSpace();
     let size = 0;
     let chunk = Buffer.allocUnsafe(chunkSize);
     let fill = 0;
     const flush = async (bytes: Buffer): Promise<void> => {
+      // Before each chunk, not only at the start: a large upload stops at the floor instead of
+      // filling the disk that reads, leases and status writes also need.
+      this.store.refuseIfLowOnSpace();
       const write = this.storeChunk(bytes, hashes);
       if (write) pending.push(write);
       while (pending.length > maxPending) await pending.shift();
@@ -293,7 +299,7 @@ export class ChunkStore {
       // Let in-flight writes land before unpinning, so what they leave is visible to GC at once.
       await Promise.allSettled(pending);
       this.unpin(hashes);
-      throw err;
+      throw this.store.writeFailure(err);
     }
     const manifest: Manifest = {
       size,
@@ -445,6 +451,10 @@ export class ChunkStore {
         this.deleting.clear();
       }
     }
+    // LMDB reuses the pages a transaction freed only once a later write transaction has committed
+    // (measured: on a full disk, uploads after a GC kept failing until some other write landed).
+    // Recording the collection is that write, so the space is usable as soon as this returns.
+    if (freed.length > 0) await this.store.putSetting(LAST_COLLECTION_SETTING, { time: this.store.now(), chunks: freed.length, bytes });
     return { chunks: freed, bytes };
   }
 
@@ -523,8 +533,9 @@ export class ChunkStore {
     // The put is queued after the GC transaction, so it lands after the delete.
     if (!this.deleting.has(hash) && this.chunks.doesExist(raw)) return undefined;
     const write = this.chunks.put(raw, bytes).finally(() => this.writing.delete(hash));
-    // Awaited later (or settled on abort); this only stops it counting as unhandled meanwhile.
-    write.catch(() => {});
+    // Awaited later (or settled on abort); this only stops it (and, when its commit failed, the
+    // LMDB error behind it) counting as unhandled meanwhile.
+    write.catch((err: unknown) => this.store.writeFailure(err));
     this.writing.set(hash, write);
     return write;
   }

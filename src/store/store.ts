@@ -2,10 +2,10 @@
 // kept in the same write transaction as their record, and a change feed with a monotonic sequence
 // number. Everything above this file talks to the store through `Store`, `Collection` and `WriteTx`.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type DatabaseOptions, type Key, type RootDatabase } from 'lmdb';
-import { StoreConflict } from './errors.js';
+import { StoreConflict, StoreOutOfSpace } from './errors.js';
 
 export type Uid = string;
 
@@ -39,11 +39,36 @@ export interface Change {
 export type ChangeListener = (change: Change) => void;
 
 const CHANGES_DB = '_changes';
+/** `<class>/<uid>` → sequence number of the object's entry in the change log. */
+const LATEST_CHANGE_DB = '_changes.by_object';
+/** Default of `store.change_log_retention`. */
+export const DEFAULT_CHANGE_LOG_RETENTION = 100_000;
+/** Default of `store.min_free_bytes` (docs/store.md, "Full disk"). */
+export const DEFAULT_MIN_FREE_BYTES = 256 * 1024 * 1024;
+/**
+ * Below this much room a failed commit is taken for a full disk: LMDB reports a write that found
+ * no space as EIO (mdb_page_spill), like a failing disk, and a full one leaves a few pages at most.
+ */
+const NEARLY_FULL_BYTES = 16 * 1024 * 1024;
+/** LMDB's two meta pages, in no database's page counts. */
+const META_PAGES = 2;
+
+/** Page counts of one LMDB tree, as lmdb-js's getStats() reports them. */
+interface TreeStats {
+  pageSize: number;
+  treeBranchPageCount: number;
+  treeLeafPageCount: number;
+  overflowPages: number;
+}
+
+const treePages = (stats: TreeStats): number => stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages;
 const SETTINGS_DB = '_settings';
 
 export function newUid(): Uid {
   return randomBytes(16).toString('hex');
 }
+
+const changeObjectKey = (className: string, uid: Uid): string => `${className}/${uid}`;
 
 function indexKeys(spec: IndexSpec, record: Record<string, unknown>): string[] {
   const keys = spec.keys(record);
@@ -68,6 +93,12 @@ export class Collection {
 
   get(uid: Uid): StoredRecord | undefined {
     return this.records.get(uid);
+  }
+
+  /** The record database and its index databases, by name. */
+  databases(): [string, Database<unknown, Key>][] {
+    const indexes = [...this.indexDbs].map(([name, db]): [string, Database<unknown, Key>] => [`${this.className}.by_${name}`, db as Database<unknown, Key>]);
+    return [[this.className, this.records as Database<unknown, Key>], ...indexes];
   }
 
   /** The uid holding `key` in index `index`, if any. */
@@ -156,9 +187,29 @@ export class WriteTx {
     return true;
   }
 
+  /**
+   * Appends the change and keeps the log bounded: the object's previous entry goes (a consumer
+   * catching up reads the object as it is now, so only its latest change matters; a node writing
+   * its status every second thus keeps one entry, not one per write), and so does every entry
+   * `changeLogRetention` or more sequence numbers old (deletes and new objects, which coalescing
+   * does not bound).
+   */
   private feed(className: string, uid: Uid, op: Change['op']): void {
+    const { changeLog, latestChange } = this.store;
     const change: Change = { seq: this.store.nextSeq(), class: className, uid, op, time: this.now };
-    this.store.changeLog.putSync(change.seq, change);
+    const object = changeObjectKey(className, uid);
+    const previous = latestChange.get(object);
+    if (previous !== undefined) changeLog.removeSync(previous);
+    changeLog.putSync(change.seq, change);
+    latestChange.putSync(object, change.seq);
+    // Usually none or one: the entry that just fell out of the window. (The guard is not only
+    // speed: the keys are uint32, and a negative end would not mean "nothing".)
+    const windowStart = change.seq - this.store.changeLogRetention + 1;
+    if (windowStart > 1) for (const { key, value } of changeLog.getRange({ end: windowStart })) {
+      changeLog.removeSync(key);
+      const expired = changeObjectKey(value.class, value.uid);
+      if (latestChange.get(expired) === key) latestChange.removeSync(expired);
+    }
     this.changes.push(change);
   }
 }
@@ -169,6 +220,10 @@ export interface StoreOptions {
   headName: string;
   /** Epoch milliseconds; tests move it. */
   clock?: () => number;
+  /** Change-log entries kept (`store.change_log_retention`); default DEFAULT_CHANGE_LOG_RETENTION. */
+  changeLogRetention?: number;
+  /** Uploads are refused while less room than this is left (`store.min_free_bytes`); default DEFAULT_MIN_FREE_BYTES. */
+  minFreeBytes?: number;
 }
 
 export class Store {
@@ -176,12 +231,17 @@ export class Store {
   /** Directory of the LMDB environment. */
   readonly path: string;
   readonly changeLog: Database<Change, number>;
+  readonly latestChange: Database<number, string>;
+  readonly changeLogRetention: number;
   readonly settings: Database<unknown, string>;
   private readonly root: RootDatabase;
   private closing = false;
   private readonly collections = new Map<string, Collection>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly clock: () => number;
+  readonly minFreeBytes: number;
+  /** Every database opened in the environment, by name (once however often it is opened), for the page count of `availableBytes`. */
+  private readonly databases = new Map<string, Database<unknown, Key>>();
   private seq: number;
 
   constructor(options: StoreOptions) {
@@ -190,11 +250,21 @@ export class Store {
     this.headName = options.headName;
     this.path = dir;
     this.clock = options.clock ?? Date.now;
+    this.minFreeBytes = options.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES;
+    this.changeLogRetention = options.changeLogRetention ?? DEFAULT_CHANGE_LOG_RETENTION;
     // Write promises resolve only once the commit is flushed (lmdb-js default without
     // separateFlushed): a write acknowledged to a client survives kill -9 and power loss.
-    this.root = open({ path: dir, maxDbs: 256, mapSize: 64 * 1024 ** 3 });
+    // eventTurnBatching off: with it, lmdb-js 3.5.6 opens each event turn's batch with a promise
+    // of its own that nobody holds, and when that commit fails (a full disk) the rejection is
+    // unhandled and Node ends the process. Writes still share commits (txnStartThreshold) and
+    // resolve only once flushed.
+    this.root = open({ path: dir, maxDbs: 256, mapSize: 64 * 1024 ** 3, eventTurnBatching: false });
     this.changeLog = this.root.openDB<Change, number>(CHANGES_DB, { encoding: 'msgpack', keyEncoding: 'uint32' });
+    this.latestChange = this.root.openDB<number, string>(LATEST_CHANGE_DB, { encoding: 'msgpack' });
     this.settings = this.root.openDB<unknown, string>(SETTINGS_DB, { encoding: 'msgpack' });
+    this.databases.set(CHANGES_DB, this.changeLog as unknown as Database<unknown, Key>);
+    this.databases.set(LATEST_CHANGE_DB, this.latestChange as unknown as Database<unknown, Key>);
+    this.databases.set(SETTINGS_DB, this.settings as Database<unknown, Key>);
     this.seq = this.lastCommittedSeq();
   }
 
@@ -204,7 +274,9 @@ export class Store {
    * are reserved for such internal databases so they never collide with a class name.
    */
   openDatabase<V, K extends Key = Key>(name: string, options: DatabaseOptions): Database<V, K> {
-    return this.root.openDB<V, K>(name, options);
+    const db = this.root.openDB<V, K>(name, options);
+    this.databases.set(name, db as unknown as Database<unknown, Key>);
+    return db;
   }
 
   collection(className: string, indexes: readonly IndexSpec[] = []): Collection {
@@ -212,6 +284,7 @@ export class Store {
     if (!collection) {
       collection = new Collection(className, this.root, indexes);
       this.collections.set(className, collection);
+      for (const [name, db] of collection.databases()) this.databases.set(name, db);
     }
     return collection;
   }
@@ -248,8 +321,42 @@ export class Store {
     } catch (err) {
       // A failed commit (e.g. disk full) loses the whole batch: resume from what is on disk.
       this.seq = this.lastCommittedSeq();
-      throw err;
+      throw this.writeFailure(err);
     }
+  }
+
+  /**
+   * Room for new data: the file system's free space (for the unprivileged user) plus the pages
+   * inside the LMDB file that no database uses (freed by deletes; LMDB reuses them before it grows
+   * the file, so the file system never sees them free again).
+   */
+  availableBytes(): number {
+    const fs = statfsSync(this.path);
+    const env = this.root.getStats() as TreeStats & { lastPageNumber: number; free: TreeStats };
+    let used = META_PAGES + treePages(env) + treePages(env.free);
+    for (const db of this.databases.values()) used += treePages(db.getStats() as TreeStats);
+    return fs.bavail * fs.bsize + Math.max(0, env.lastPageNumber + 1 - used) * env.pageSize;
+  }
+
+  /** Throws StoreOutOfSpace when less than `minFreeBytes` is available: uploads ask before (and while) writing. */
+  refuseIfLowOnSpace(): void {
+    const available = this.availableBytes();
+    if (available < this.minFreeBytes) throw new StoreOutOfSpace(outOfSpaceReason(available, this.minFreeBytes));
+  }
+
+  /**
+   * The error to report for a rejected lmdb-js write: StoreOutOfSpace when its commit failed with
+   * the data directory (nearly) full, else the error itself.
+   */
+  writeFailure(err: unknown): unknown {
+    if (!isCommitFailure(err)) return err;
+    // lmdb-js rejects commitError with the LMDB error (EIO, ENOSPC, MDB_MAP_FULL) only when the
+    // whole commit failed, and else never settles it (measured: awaiting it hung an upload): not
+    // waited for, only kept from counting as unhandled.
+    err.commitError.catch(() => {});
+    const available = this.availableBytes();
+    if (available >= Math.max(this.minFreeBytes, NEARLY_FULL_BYTES)) return err;
+    return new StoreOutOfSpace(outOfSpaceReason(available, this.minFreeBytes));
   }
 
   private lastCommittedSeq(): number {
@@ -271,7 +378,10 @@ export class Store {
     return () => this.listeners.delete(listener);
   }
 
-  /** Committed changes after `seq`, oldest first (for consumers catching up). */
+  /**
+   * Committed changes after `seq`, oldest first (for consumers catching up): the latest change of
+   * each object changed since, within the retention window (docs/store.md).
+   */
   changesSince(seq: number): Change[] {
     return Array.from(this.changeLog.getRange({ start: seq + 1 }).map(({ value }) => value));
   }
@@ -281,7 +391,11 @@ export class Store {
   }
 
   async putSetting(key: string, value: unknown): Promise<void> {
-    await this.settings.put(key, value);
+    try {
+      await this.settings.put(key, value);
+    } catch (err) {
+      throw this.writeFailure(err);
+    }
   }
 
   /** Facts about the environment for `GET /cluster/database`. */
@@ -294,7 +408,7 @@ export class Store {
   /**
    * Integrity check: every record decodes and carries its uid and meta fields, every index
    * entry points at a record that still claims that key and every indexed key is present,
-   * and the change feed is gap-free. Returns the problems found (empty when sound).
+   * and the change feed holds one entry per object, all within the retention window. Returns the problems found (empty when sound).
    */
   check(): string[] {
     const problems: string[] = [];
@@ -316,13 +430,15 @@ export class Store {
         if (!record || !indexKeys(spec, record).includes(key)) problems.push(`${name}.by_${index}/${key}: dangling entry → ${uid}`);
       }
     }
-    let expected = 1;
     for (const { key, value } of this.changeLog.getRange()) {
-      if (key !== expected || value.seq !== key) {
-        problems.push(`change feed: expected seq ${expected}, found ${key}`);
-        expected = key;
-      }
-      expected++;
+      if (value.seq !== key) problems.push(`change feed: entry ${key} says seq ${value.seq}`);
+      else if (this.latestChange.get(changeObjectKey(value.class, value.uid)) !== key)
+        problems.push(`change feed: entry ${key} is not the latest of ${value.class}/${value.uid}`);
+      if (key <= this.seq - this.changeLogRetention) problems.push(`change feed: entry ${key} is past the retention of ${this.changeLogRetention}`);
+    }
+    for (const { key: object, value: seq } of this.latestChange.getRange()) {
+      const change = this.changeLog.get(seq);
+      if (!change || changeObjectKey(change.class, change.uid) !== object) problems.push(`change feed: ${object} points at entry ${seq}, which is not its own`);
     }
     return problems;
   }
@@ -336,4 +452,15 @@ export class Store {
     this.closing = true;
     await this.root.close();
   }
+}
+
+/** lmdb-js's rejection of a write whose commit failed: the LMDB error follows in `commitError`. */
+function isCommitFailure(err: unknown): err is Error & { commitError: Promise<unknown> } {
+  return err instanceof Error && (err as { commitError?: unknown }).commitError instanceof Promise;
+}
+
+function outOfSpaceReason(available: number, floor: number): string {
+  const mib = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `Insufficient storage: ${mib(available)} available in the data directory, writes need at least ${mib(floor)} (store.min_free_bytes); ` +
+    'delete files and then DELETE /head/files/unused to free space';
 }

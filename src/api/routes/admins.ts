@@ -2,7 +2,7 @@
 // (scrypt), set with the write-only `password` field or `keel admin passwd`.
 // Routes only: the class itself (fields, rules) is src/model/classes/admin.ts.
 import { badRequest } from '../../http/errors.js';
-import { adminClass } from '../../model/classes/admin.js';
+import { adminClass, tokenGeneration, withTokensRevoked } from '../../model/classes/admin.js';
 import { isPlainObject } from '../../model/schema.js';
 import { objectRoutes } from '../object-routes.js';
 import type { Route } from '../route.js';
@@ -80,7 +80,14 @@ export const adminRoutes: Route[] = [
       if (timeout < 1 || timeout > ctx.config.auth.refresh_token_ttl)
         throw badRequest(`Field 'timeout' must be between 1 and ${ctx.config.auth.refresh_token_ttl} seconds`);
       const name = admin.name as string;
-      return { user: name, uid: admin.uid, token: { access_token: await ctx.tokens.issue(admin.uid, name, 'access', timeout), expires_in: timeout } };
+      return { user: name, uid: admin.uid, token: { access_token: await ctx.tokens.issue(admin.uid, name, tokenGeneration(admin), 'access', timeout), expires_in: timeout } };
+    },
+  },
+  {
+    method: 'DELETE', path: '/admin/:id/tokens', access: 'role.fulladmin',
+    summary: 'Revoke every token issued to this admin so far (access and refresh); it logs in again',
+    handler: async (req, ctx) => {
+      await ctx.model.objects(adminClass).modify(req.principal!.name, req.params.id!, withTokensRevoked);
     },
   },
 ];

@@ -7,6 +7,7 @@ import { attribClass } from '../../model/classes/attrib.js';
 import { normaliseAttributes } from '../../model/cluster.js';
 import type { ObjectClass } from '../../model/object-store.js';
 import { objectRoutes } from '../object-routes.js';
+import { attributesFor, groupViewFor } from '../credentials.js';
 import type { Route } from '../route.js';
 
 /** Attribute keys from a DELETE body: one key or a list of keys. */
@@ -48,8 +49,14 @@ export function attributeRoutes(cls: ObjectClass, getSummary: string, get: Route
   ];
 }
 
+/** GET /attribs and GET /attrib/<id> with BMC credentials masked for callers below role.poweradmin. */
+function withCredentialsMasked(route: Route): Route {
+  if (route.method !== 'GET' || (route.path !== '/attribs' && route.path !== '/attrib/:id')) return route;
+  return { ...route, handler: async (req, ctx) => groupViewFor(req, ctx, await route.handler(req, ctx), route.path === '/attribs') };
+}
+
 export const attribRoutes: Route[] = [
-  ...objectRoutes(attribClass),
-  ...attributeRoutes(attribClass, 'The attribute group\'s key-value pairs', (req, ctx) =>
-    ctx.model.objects(attribClass).resolve(req.params.id!).attributes ?? {}),
+  ...objectRoutes(attribClass).map(withCredentialsMasked),
+  ...attributeRoutes(attribClass, 'The attribute group\'s key-value pairs (BMC credentials masked below role.poweradmin)', (req, ctx) =>
+    attributesFor(req, ctx, (ctx.model.objects(attribClass).resolve(req.params.id!).attributes ?? {}) as Record<string, string>)),
 ];

@@ -2,11 +2,12 @@
 // the standard routes, kernel and initramfs files, the kickstart rendered per node, consistency
 // checks, and export/import as one tar archive.
 import { createHash } from 'node:crypto';
-import { fillNodeTemplate, nodeVariables } from '../../boot/kickstart.js';
+import { fillKickstart, nodeVariables } from '../../boot/kickstart.js';
 import { badRequest, notFound, notImplemented } from '../../http/errors.js';
 import { bufferContent, FileReply, type ReplyContent } from '../../http/file-reply.js';
 import { bootConfigClass } from '../../model/classes/bootconfig.js';
 import { Conflict } from '../../model/errors.js';
+import { parseGitSource } from '../../model/classes/gitrepo.js';
 import { META_FIELDS } from '../../model/object-store.js';
 import type { FileReader, StagedFile } from '../../store/chunks.js';
 import type { StoredRecord } from '../../store/store.js';
@@ -142,8 +143,9 @@ export const bootConfigRoutes: Route[] = [
       const record = bootConfigs(ctx).resolve(req.params.id!);
       if (typeof record.kickstart !== 'string') throw notFound(`Boot config ${req.params.id} has no kickstart`);
       const node = await kickstartNode(req, ctx);
-      const { text, mtime } = await ctx.model.kickstarts.read(record.kickstart);
-      const rendered = fillNodeTemplate(text, nodeVariables(ctx.store, node, ctx.model.nodes.view(node)));
+      // A `git:<repo>/<path>[@<ref>]` kickstart is read from the gitrepo (docs/gitrepos.md), else from <data-dir>/kickstarts/.
+      const { text, mtime } = parseGitSource(record.kickstart) ? await ctx.git.readSource(record.kickstart) : await ctx.model.kickstarts.read(record.kickstart);
+      const rendered = fillKickstart(text, nodeVariables(ctx.store, node, ctx.model.nodes.view(node)));
       return new FileReply(bufferContent(Buffer.from(rendered, 'utf8'), mtime), { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
     },
   },

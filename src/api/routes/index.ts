@@ -7,6 +7,7 @@ import { attribRoutes } from './attribs.js';
 import { clusterRoutes } from './cluster.js';
 import { consoleRoutes } from './console.js';
 import { dyngroupRoutes } from './dyngroups.js';
+import { gitRepoRoutes } from './gitrepos.js';
 import { distroRoutes } from './distros.js';
 import { unusedFileRoutes } from './files.js';
 import { hostnameRoutes } from './hostnames.js';
@@ -22,7 +23,7 @@ import { sessionRoutes } from './session.js';
 export const allRoutes: readonly Route[] = [...sessionRoutes, ...adminRoutes, ...clusterRoutes,
   ...nodeRoutes, ...attribRoutes, ...namingPoolRoutes, ...networkRoutes, ...hostnameRoutes, ...dyngroupRoutes,
   ...imageRoutes, ...bootConfigRoutes, ...kickstartRoutes, ...repoRoutes, ...distroRoutes, ...unusedFileRoutes,
-  ...powerRoutes, ...consoleRoutes];
+  ...gitRepoRoutes, ...powerRoutes, ...consoleRoutes];
 
 export function buildApiRouter(routes: readonly Route[] = allRoutes): Router<Route> {
   return new Router(routes);

@@ -2,14 +2,15 @@
 // name, MAC (any notation) or IP; its name, index and IP come from its naming pool and network
 // (src/model/allocation.ts), its attributes from its groups then itself (src/model/cluster.ts).
 // Routes only: the class itself (fields, rules) is src/model/classes/node.ts.
-import { badRequest, notFound } from '../../http/errors.js';
+import { badRequest, forbidden, notFound } from '../../http/errors.js';
 import { nodeClass } from '../../model/classes/node.js';
 import { attribClass } from '../../model/classes/attrib.js';
 import { mergedAttributes, nodes, normaliseAttributes } from '../../model/cluster.js';
-import { fillPowerUri, parsePowerUri } from '../../model/power-uri.js';
+import { fillPowerUri, parsePowerUri, powerUriTemplate } from '../../model/power-uri.js';
 import { isPlainObject, validateBody, type Schema } from '../../model/schema.js';
 import type { StoredRecord } from '../../store/store.js';
 import type { ApiContext } from '../context.js';
+import { attributesFor, nodeViewFor, powerUriFor } from '../credentials.js';
 import { objectRoutes } from '../object-routes.js';
 import { actor, type Request, type Route } from '../route.js';
 import { attributeRoutes } from './attribs.js';
@@ -45,6 +46,26 @@ async function putAttribs(ctx: ApiContext, who: string, id: string, pairs: Recor
 }
 
 /**
+ * What a node may write about itself through the token-less PUT /node/putattribs: attributes named
+ * `node_<letters, digits, _>`, values of at most NODE_ATTRIBUTE_MAX_LENGTH characters. Every other
+ * key — console*, ipmi_*, redfish_*, power*, _boot_config, anything keel or an admin acts on — is
+ * an admin's: the head opens devices, talks to BMCs and picks what a node boots from attributes,
+ * and a source address is a weak identity (docs/security.md, "What a node may do").
+ */
+const NODE_WRITABLE_ATTRIBUTE = /^node_[A-Za-z0-9_]{1,59}$/;
+const NODE_ATTRIBUTE_MAX_LENGTH = 1024;
+
+/** The pairs a node sent, refused as a whole when any key is not a node's to write. */
+function nodeWritablePairs(body: unknown): Record<string, unknown> {
+  if (!isPlainObject(body)) throw badRequest('Request body must be a JSON object of key-value pairs');
+  const refused = Object.keys(body).filter((key) => !NODE_WRITABLE_ATTRIBUTE.test(key));
+  if (refused.length > 0) throw forbidden(`A node may set only node_<name> attributes; refused: ${refused.slice(0, 10).join(', ')}${refused.length > 10 ? ', …' : ''}`);
+  const long = Object.keys(body).find((key) => String(body[key]).length > NODE_ATTRIBUTE_MAX_LENGTH);
+  if (long !== undefined) throw badRequest(`Attribute '${long}' must have at most ${NODE_ATTRIBUTE_MAX_LENGTH} characters`);
+  return body;
+}
+
+/**
  * The node a PUT /node/put* request comes from: the one whose IP is the connection's source
  * address. These routes take no token (compute nodes hold none); the address is the identity.
  */
@@ -55,8 +76,14 @@ function sourceNode(req: Request, ctx: ApiContext): StoredRecord {
   return node;
 }
 
+/** GET /nodes and GET /node/<id> with BMC credentials masked for callers below role.poweradmin. */
+function withCredentialsMasked(route: Route): Route {
+  if (route.method !== 'GET' || (route.path !== '/nodes' && route.path !== '/node/:id')) return route;
+  return { ...route, handler: async (req, ctx) => nodeViewFor(req, ctx, await route.handler(req, ctx), route.path === '/nodes') };
+}
+
 export const nodeRoutes: Route[] = [
-  ...objectRoutes(nodeClass),
+  ...objectRoutes(nodeClass).map(withCredentialsMasked),
   {
     method: 'GET', path: '/node/:id/groups', access: 'role.authuser', summary: 'The node\'s attribute groups (uids), in order',
     handler: (req, ctx) => nodesOf(ctx).resolve(req.params.id!).groups ?? [],
@@ -75,19 +102,21 @@ export const nodeRoutes: Route[] = [
       await nodesOf(ctx).modify(actor(req), req.params.id!, (node) => ({ ...node, groups: ((node.groups as string[] | undefined) ?? []).filter((g) => !removed.includes(g)) }));
     },
   },
-  ...attributeRoutes(nodeClass, 'The node\'s merged attributes: its groups\' in order, then its own', (req, ctx) =>
-    mergedAttributes(ctx.store, nodesOf(ctx).resolve(req.params.id!))),
+  ...attributeRoutes(nodeClass, 'The node\'s merged attributes: its groups\' in order, then its own (BMC credentials masked below role.poweradmin)', (req, ctx) =>
+    attributesFor(req, ctx, mergedAttributes(ctx.store, nodesOf(ctx).resolve(req.params.id!)))),
   {
     method: 'GET', path: '/node/:id/status', access: 'role.authuser', summary: 'The status the node last reported',
     handler: (req, ctx) => nodesOf(ctx).resolve(req.params.id!).status ?? {},
   },
   {
-    method: 'GET', path: '/node/:id/power_uri', access: 'role.authuser', summary: 'The power URI with placeholders filled in (unparsed) and split into parts (parsed)',
+    method: 'GET', path: '/node/:id/power_uri', access: 'role.authuser',
+    summary: 'Where the node\'s BMC is: the field used (power_uri, else redfish_uri), the URI with placeholders filled (unparsed) and split into parts (parsed); credentials masked below role.poweradmin',
     handler: (req, ctx) => {
       const node = nodesOf(ctx).resolve(req.params.id!);
-      if (typeof node.power_uri !== 'string') return { unparsed: null, parsed: null };
-      const unparsed = fillPowerUri(node.power_uri, node, mergedAttributes(ctx.store, node));
-      return { unparsed, parsed: parsePowerUri(unparsed) ?? null };
+      const found = powerUriTemplate(node);
+      if (found === undefined) return { field: null, unparsed: null, parsed: null };
+      const unparsed = powerUriFor(req, fillPowerUri(found.template, mergedAttributes(ctx.store, node)));
+      return { field: found.field, unparsed, parsed: parsePowerUri(unparsed) ?? null };
     },
   },
   {
@@ -117,11 +146,10 @@ export const nodeRoutes: Route[] = [
   },
   {
     // Public by design (spec), like PUT /node/putstatus.
-    method: 'PUT', path: '/node/putattribs', access: 'public', summary: 'A node adds key-value pairs to its own attributes; identified by its IP, no token',
+    method: 'PUT', path: '/node/putattribs', access: 'public', summary: 'A node adds node_<name> key-value pairs to its own attributes; identified by its IP, no token',
     handler: async (req, ctx) => {
       const node = sourceNode(req, ctx);
-      if (!isPlainObject(req.body)) throw badRequest('Request body must be a JSON object of key-value pairs');
-      await putAttribs(ctx, `node:${String(node.name)}`, node.uid, req.body);
+      await putAttribs(ctx, `node:${String(node.name)}`, node.uid, nodeWritablePairs(req.body));
     },
   },
 ];

@@ -5,7 +5,7 @@ import { dyngroupClass } from '../../model/classes/dyngroup.js';
 import { nodes, selectorSubjects } from '../../model/cluster.js';
 import type { Schema } from '../../model/schema.js';
 import { selectNodes } from '../../model/selector.js';
-import { NoPowerTarget, type NodePowerResult } from '../../power/service.js';
+import { BmcFailure, type NodePowerResult } from '../../power/service.js';
 import { parseSteps, POWER_STATES, stepsForState, type PowerStateRequest, type PowerStep } from '../../power/steps.js';
 import type { StoredRecord } from '../../store/store.js';
 import type { ApiContext } from '../context.js';
@@ -14,16 +14,19 @@ import type { Route } from '../route.js';
 const power = (ctx: ApiContext) => ctx.power;
 const nodeOf = (ctx: ApiContext, id: string) => ctx.model.nodes.resolve(id);
 
-/** A BMC that failed: the API answered, the power controller did not. */
+/**
+ * One rule for single-node routes: the caller's mistakes (bad body, unknown node, a node without a
+ * usable power_uri) are 4xx; a BMC that fails is 502, its reason naming the BMC, the step and the
+ * cause (`BMC 10.1.0.9:623: on: connection timeout`).
+ */
 const badGateway = (reason: string) => new HttpError(502, reason);
 
-/** Run a single-node BMC operation: no power target → 400, BMC failure → 502. */
 async function onBmc<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof NoPowerTarget) throw badRequest((err as Error).message);
-    throw badGateway((err as Error).message);
+    if (err instanceof BmcFailure) throw badGateway(err.message);
+    throw err;
   }
 }
 
@@ -84,7 +87,11 @@ function querySelection(ctx: ApiContext, query: URLSearchParams): StoredRecord[]
   return selection(ctx, source);
 }
 
-const summary = (results: readonly NodePowerResult[]) => ({ ok: results.filter((r) => r.ok).length, failed: results.filter((r) => !r.ok).length });
+const summary = (results: readonly NodePowerResult[]) => ({
+  ok: results.filter((r) => r.outcome === 'done').length,
+  pending: results.filter((r) => r.outcome === 'pending').length,
+  failed: results.filter((r) => r.outcome === 'failed').length,
+});
 
 export const powerRoutes: Route[] = [
   {
@@ -99,14 +106,16 @@ export const powerRoutes: Route[] = [
   },
   {
     method: 'PUT', path: '/node/:id/power_state', access: 'role.poweradmin',
-    summary: 'Power action: state (power on|off|cycle|reset|soft) with force, or steps; answers the state read back',
+    summary: 'Power action: state (power on|off|cycle|reset|soft) with force, or steps; answers {state, outcome: done|pending, reason?}',
     body: ACTION_BODY,
     handler: async (req, ctx) => {
       const node = nodeOf(ctx, req.params.id!);
       const steps = stepsOf(req.body as Record<string, unknown>);
+      // A node without a usable power_uri is the caller's mistake (400), not a BMC failure.
+      power(ctx).target(node);
       const [result] = await power(ctx).apply([node], steps);
-      if (!result!.ok) throw badGateway(result!.reason ?? 'power action failed');
-      return { state: result!.state };
+      if (result!.outcome === 'failed') throw badGateway(`BMC ${result!.bmc}: ${result!.reason}`);
+      return { state: result!.state, outcome: result!.outcome, ...(result!.reason === undefined ? {} : { reason: result!.reason }) };
     },
   },
   {
@@ -116,7 +125,7 @@ export const powerRoutes: Route[] = [
   },
   {
     method: 'PUT', path: '/nodes/power_state', access: 'role.poweradmin',
-    summary: 'Power action on many nodes (nodes | selector | dyngroup): per-node results',
+    summary: 'Power action on many nodes (nodes | selector | dyngroup): {ok, pending, failed, results: [{uid, name, bmc, state, outcome, ok, reason?}]}',
     body: { ...SELECTION_BODY, ...ACTION_BODY },
     handler: async (req, ctx) => {
       const body = req.body as Record<string, unknown>;
@@ -137,8 +146,7 @@ export const powerRoutes: Route[] = [
     body: { device: { type: 'string', enum: ['pxe', 'disk'], required: true, summary: 'pxe or disk' } },
     handler: async (req, ctx) => {
       const node = nodeOf(ctx, req.params.id!);
-      const device = (req.body as { device?: 'pxe' | 'disk' }).device;
-      if (device === undefined) throw badRequest(`Missing required field 'device'`);
+      const device = (req.body as { device: 'pxe' | 'disk' }).device;
       return onBmc(() => power(ctx).setBootDevice(node, device));
     },
   },

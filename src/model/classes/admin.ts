@@ -11,6 +11,28 @@ const USERNAME = /^[A-Za-z_][A-Za-z0-9_.@-]{0,63}$/;
 
 const isFullAdmin = (admin: Record<string, unknown>) => allows((admin.roles as string[] | undefined) ?? [], 'role.fulladmin');
 
+/**
+ * The generation of an admin's tokens (an internal field, never returned): every token carries the
+ * generation it was issued under, and only tokens of the current one are accepted (src/api/auth.ts).
+ */
+export function tokenGeneration(admin: Record<string, unknown>): number {
+  return (admin.token_generation as number | undefined) ?? 0;
+}
+
+/** `admin` with every token issued to it so far revoked. */
+export function withTokensRevoked(admin: Record<string, unknown>): Record<string, unknown> {
+  return { ...admin, token_generation: tokenGeneration(admin) + 1 };
+}
+
+/** A change after which earlier tokens must stop working: a new password, other roles, a key taken away. */
+function revokesTokens(previous: Record<string, unknown>, record: Record<string, unknown>): boolean {
+  if (record.password_hash !== previous.password_hash) return true;
+  const roles = (admin: Record<string, unknown>) => [...((admin.roles as string[] | undefined) ?? [])].sort().join(',');
+  if (roles(record) !== roles(previous)) return true;
+  const keys = (record.keys as string[] | undefined) ?? [];
+  return ((previous.keys as string[] | undefined) ?? []).some((key) => !keys.includes(key));
+}
+
 /** Roles a new admin gets when none are given (as in the spec's admin2 example). */
 export const DEFAULT_ADMIN_ROLES: readonly string[] = ['role.authuser', 'role.fulladmin'];
 
@@ -35,6 +57,9 @@ export const adminClass: ObjectClass = {
     if (typeof password !== 'string') return rest;
     if (password.length < 8) throw new Invalid(`Field 'password' must have at least 8 characters`);
     return { ...rest, password_hash: await hashPassword(password) };
+  },
+  derive(record, { previous }) {
+    if (previous && revokesTokens(previous, record)) record.token_generation = tokenGeneration(previous) + 1;
   },
   validate(record) {
     if (!USERNAME.test(record.name as string)) return `Field 'name' must be a user name (letters, digits, _ . @ -; at most 64)`;

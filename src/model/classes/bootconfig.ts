@@ -33,7 +33,7 @@ export const bootConfigClass: ObjectClass = {
     image: { type: 'string', summary: 'Image booted into (UID or name; stored as UID)' },
     boot_style: { type: 'string', enum: BOOT_STYLES, summary: `How the node boots; default ${DEFAULT_BOOT_STYLE} (RAM-based, read-write)` },
     repo: { type: 'string', summary: 'Repo used by installs (UID or name; stored as UID)' },
-    kickstart: { type: 'string', summary: 'Name of a kickstart file in <data-dir>/kickstarts/' },
+    kickstart: { type: 'string', summary: 'Name of a kickstart file in <data-dir>/kickstarts/, or a file in a gitrepo: git:<repo>/<path>[@<ref>]' },
     kernel: { type: 'object', readOnly: true, summary: 'The kernel: size, mtime, chksum, fmt (upload with PUT /bootconfig/<UID>/kernel)' },
     initramfs: { type: 'object', readOnly: true, summary: 'The initramfs: size, mtime, chksum, fmt (upload with PUT /bootconfig/<UID>/initramfs)' },
   },

@@ -5,6 +5,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { createSocket, type Datagram, type OutgoingDatagram, type UdpSocket } from 'dgram-native';
+import { DomainError } from '../../model/errors.js';
+import { StoreConflict, StoreOutOfSpace } from '../../store/errors.js';
 import type { LeaseStore } from '../../store/leases.js';
 import { parseDhcp, serializeDhcp, type DhcpPacket } from './codec.js';
 import type { DhcpBackend } from './backend.js';
@@ -45,7 +47,32 @@ export interface DhcpServerStats {
   latency: { count: number; sumMicros: number; maxMicros: number; buckets: number[] };
 }
 
-const UNKNOWN_LOG_INTERVAL_MS = 60_000;
+/** An expected condition (below) is logged at most once per this interval, with how often it recurred. */
+const CONDITION_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Conditions a DHCP server meets in normal life — garbage on the wire, unknown or misconfigured
+ * nodes, a full pool or disk — and their log line. A flood of them (50,000 packets from random
+ * MACs) must not become a flood of log lines: each is logged once per interval, whatever the MAC
+ * or source, with the number of times it recurred since its previous line.
+ */
+const CONDITIONS = {
+  'malformed': { level: 'warn', msg: 'malformed DHCP packet dropped' },
+  'no-local-address': { level: 'warn', msg: 'DHCP request on an interface without an IPv4 address: not answered' },
+  'node-misconfigured': { level: 'warn', msg: 'DHCP request from a node that cannot be given an address here' },
+  'unknown-node': { level: 'info', msg: 'DHCP request from an unknown MAC ignored (accept_new_nodes is off)' },
+  'register-failed': { level: 'warn', msg: 'DHCP could not register a new node' },
+  'lease-write-failed': { level: 'error', msg: 'DHCP lease could not be written' },
+  'reply-too-large': { level: 'error', msg: 'DHCP reply could not be encoded' },
+  'send-failed': { level: 'warn', msg: 'DHCP reply could not be sent' },
+} as const;
+type Condition = keyof typeof CONDITIONS;
+
+/** When a condition was last logged and how often it occurred since, unlogged. */
+interface ConditionLog {
+  loggedAt: number;
+  repeated: number;
+}
 const DEFAULT_RATE_LIMIT = { burst: 20, perSecond: 10 };
 /** Option 57 is the whole IP datagram: the DHCP message gets it less IP (20) and UDP (8) headers. */
 const IP_UDP_HEADERS = 28;
@@ -64,8 +91,8 @@ interface PendingReply {
 export class DhcpServer {
   private readonly sockets: { socket: UdpSocket; port: number }[] = [];
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  /** Last time something was logged per key (MAC or source): at most once per minute each. */
-  private readonly lastLogged = new Map<string, number>();
+  /** The expected conditions met, for logging each once per CONDITION_LOG_INTERVAL_MS. */
+  private readonly conditions = new Map<Condition, ConditionLog>();
   private readonly registering = new Set<string>();
   private pending: PendingReply[] = [];
   private flushScheduled = false;
@@ -101,7 +128,7 @@ export class DhcpServer {
       for (const { socket } of this.sockets) void socket.close();
       throw error;
     }
-    this.sweeper = setInterval(() => this.sweep(), UNKNOWN_LOG_INTERVAL_MS).unref();
+    this.sweeper = setInterval(() => this.sweep(), CONDITION_LOG_INTERVAL_MS).unref();
   }
 
   stats(): DhcpServerStats {
@@ -120,7 +147,7 @@ export class DhcpServer {
     const parsed = parseDhcp(datagram.data);
     if (!parsed.ok) {
       this.drop('malformed');
-      this.logOnce(`malformed ${datagram.address}`, () => this.options.log.warn({ source: datagram.address, port: datagram.port, reason: parsed.reason }, 'malformed DHCP packet dropped'));
+      if (this.due('malformed')) this.report('malformed', { source: datagram.address, port: datagram.port, reason: parsed.reason });
       return;
     }
     const request = parsed.packet;
@@ -129,7 +156,7 @@ export class DhcpServer {
     this.counters.received[typeName] = (this.counters.received[typeName] ?? 0) + 1;
     if (datagram.localAddress === undefined || datagram.localAddress === '0.0.0.0') {
       this.drop('no-local-address');
-      this.logOnce(`noaddr ${datagram.ifname}`, () => this.options.log.warn({ interface: datagram.ifname }, 'DHCP request on an interface without an IPv4 address: not answered'));
+      if (this.due('no-local-address')) this.report('no-local-address', { interface: datagram.ifname });
       return;
     }
     if (!this.takeToken(request.chaddr)) {
@@ -154,7 +181,7 @@ export class DhcpServer {
     const binding = this.options.directory.binding(request.chaddr, subnet.network);
     if (binding !== undefined && 'problem' in binding) {
       this.drop('node-misconfigured');
-      this.logOnce(`problem ${request.chaddr}`, () => this.options.log.warn({ mac: request.chaddr }, `DHCP: ${binding.problem}`));
+      if (this.due('node-misconfigured')) this.report('node-misconfigured', { mac: request.chaddr, problem: binding.problem });
       return;
     }
     if (binding === undefined && type !== undefined && this.options.directory.acceptNewNodes()) {
@@ -165,9 +192,7 @@ export class DhcpServer {
       return;
     }
     const result = handleAuthoritative(request, context, binding);
-    if ('drop' in result && result.drop === 'unknown-node') {
-      this.logOnce(`unknown ${request.chaddr}`, () => this.options.log.info({ mac: request.chaddr }, 'DHCP request from an unknown MAC ignored (accept_new_nodes is off)'));
-    }
+    if ('drop' in result && result.drop === 'unknown-node' && this.due('unknown-node')) this.report('unknown-node', { mac: request.chaddr });
     this.finish(result, send);
   }
 
@@ -188,7 +213,7 @@ export class DhcpServer {
       (error: unknown) => {
         this.registering.delete(mac);
         this.drop('register-failed');
-        this.logOnce(`register ${mac}`, () => this.options.log.warn({ mac, err: error }, 'DHCP could not register a new node'));
+        if (this.due('register-failed')) this.report('register-failed', { mac, ...errorFields(error) });
       },
     );
   }
@@ -230,7 +255,7 @@ export class DhcpServer {
       this.counters.leaseWrites += 1;
       return true;
     } catch (error) {
-      this.logOnce('lease-write', () => this.options.log.error({ err: error, mac: change.mac }, 'DHCP lease could not be written'));
+      if (this.due('lease-write-failed')) this.report('lease-write-failed', { mac: change.mac, ...errorFields(error) });
       return false;
     }
   }
@@ -243,7 +268,7 @@ export class DhcpServer {
       bytes = serializeDhcp(reply.packet, { maxLength: maxMessage - IP_UDP_HEADERS });
     } catch (error) {
       this.drop('reply-too-large');
-      this.logOnce(`serialize ${request.chaddr}`, () => this.options.log.error({ err: error, mac: request.chaddr }, 'DHCP reply could not be encoded'));
+      if (this.due('reply-too-large')) this.report('reply-too-large', { mac: request.chaddr, err: error });
       return;
     }
     // Broadcasts must leave by the arrival interface; every reply comes from its address.
@@ -285,8 +310,7 @@ export class DhcpServer {
       const failedAt = new Set(failed.map((failure) => failure.index));
       for (const failure of failed) {
         this.drop('send-failed');
-        const to = run[failure.index]!.datagram.address;
-        this.logOnce(`send ${to}`, () => this.options.log.warn({ err: failure.error, to }, 'DHCP reply could not be sent'));
+        if (this.due('send-failed')) this.report('send-failed', { to: run[failure.index]!.datagram.address, reason: failure.error.message });
       }
       const now = performance.now();
       for (let i = 0; i < run.length; i++) if (!failedAt.has(i)) this.countSent(run[i]!, now);
@@ -321,18 +345,49 @@ export class DhcpServer {
     return true;
   }
 
-  private logOnce(key: string, log: () => void): void {
-    const now = this.clock();
-    const last = this.lastLogged.get(key);
-    if (last !== undefined && now - last < UNKNOWN_LOG_INTERVAL_MS) return;
-    this.lastLogged.set(key, now);
-    log();
+  /**
+   * Whether `condition` is to be logged now: its first occurrence, or the first one an interval
+   * after its last line. Otherwise the occurrence is counted, for the next line. Nothing is
+   * allocated on the way (this runs per packet in a flood).
+   */
+  private due(condition: Condition): boolean {
+    const seen = this.conditions.get(condition);
+    if (seen === undefined) return true;
+    if (this.clock() - seen.loggedAt >= CONDITION_LOG_INTERVAL_MS) return true;
+    seen.repeated++;
+    return false;
+  }
+
+  /** Logs `condition` with `fields` and `repeated`: how often it occurred since its previous line. */
+  private report(condition: Condition, fields: Record<string, unknown>): void {
+    const seen = this.conditions.get(condition);
+    const { level, msg } = CONDITIONS[condition];
+    this.options.log[level]({ ...fields, condition, repeated: seen?.repeated ?? 0 }, msg);
+    if (seen === undefined) this.conditions.set(condition, { loggedAt: this.clock(), repeated: 0 });
+    else {
+      seen.loggedAt = this.clock();
+      seen.repeated = 0;
+    }
   }
 
   /** Forgets full token buckets and expired log stamps, so the maps stay as small as the active clients. */
   private sweep(): void {
     const now = this.clock();
     for (const [mac, bucket] of this.buckets) if (bucket.tokens + ((now - bucket.at) / 1000) * this.rate.perSecond >= this.rate.burst) this.buckets.delete(mac);
-    for (const [key, at] of this.lastLogged) if (now - at >= UNKNOWN_LOG_INTERVAL_MS) this.lastLogged.delete(key);
+    // A condition that recurred since its line gets a summary line now, rather than at its next occurrence (which may never come).
+    for (const [condition, seen] of this.conditions) {
+      if (now - seen.loggedAt < CONDITION_LOG_INTERVAL_MS) continue;
+      if (seen.repeated === 0) this.conditions.delete(condition);
+      else this.report(condition, {});
+    }
   }
+}
+
+/**
+ * An error as log fields: the refusals of the model and the store (a full pool, a full disk) are
+ * expected and logged by their message; anything else is a bug and keeps its stack.
+ */
+function errorFields(error: unknown): Record<string, unknown> {
+  const expected = error instanceof DomainError || error instanceof StoreOutOfSpace || error instanceof StoreConflict;
+  return expected ? { reason: error.message } : { err: error };
 }

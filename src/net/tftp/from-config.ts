@@ -12,7 +12,13 @@ export function startTftpServer(config: KeelConfig, chunks: ChunkStore, log: Log
   // dgram-native is IPv4: the IPv6 wildcard means "everywhere" for TFTP too, any other IPv6 address cannot be served.
   const bind = config.server.bind === '::' ? '0.0.0.0' : config.server.bind;
   if (bind.includes(':')) throw new Error(`TFTP needs an IPv4 server.bind (or "::" / "0.0.0.0"), got ${config.server.bind}`);
-  const server = new TftpServer({ bindAddress: bind, port, source: new CompositeSource(sources), log: log.child({ component: 'tftp' }) });
+  const server = new TftpServer({
+    bindAddress: bind, port, source: new CompositeSource(sources), log: log.child({ component: 'tftp' }),
+    maxTransfers: config.tftp.max_transfers,
+    maxTransfersPerSource: config.tftp.max_transfers_per_source,
+    windowMemoryBytes: config.tftp.window_memory_bytes,
+    windowMemoryPerSourceBytes: config.tftp.window_memory_per_source_bytes,
+  });
   log.info({ bind, port: server.address().port, root: config.tftp.root ?? undefined }, 'TFTP listening');
   return server;
 }

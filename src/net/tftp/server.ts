@@ -4,7 +4,7 @@
 // files come from a TftpFileSource.
 import type { Logger } from 'pino';
 import { createSocket, parseIPv4, type Datagram, type DgramNativeError, type ReceivedView, type TftpPumpStart, type UdpSocket } from 'dgram-native';
-import { DEFAULT_LIMITS, type TftpLimits } from './options.js';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_LIMITS, negotiateOptions, type TftpLimits } from './options.js';
 import { ErrorCode, Opcode, serializeError } from './packets.js';
 import { classifyRequest, type ReadRequest } from './request.js';
 import { isOpenError, type TftpFile, type TftpFileSource } from './sources.js';
@@ -25,7 +25,28 @@ export interface TftpServerOptions {
    * default limits a transfer holds at most one window (blockSize × windowSize) plus ≈ 2 KiB.
    */
   maxTransfers?: number;
+  /**
+   * Transfers at once from one client address (`tftp.max_transfers_per_source`): requests beyond
+   * are dropped like those beyond maxTransfers, so that one address cannot take every slot.
+   */
+  maxTransfersPerSource?: number;
+  /**
+   * Bytes all transfers may hold in their send windows (`tftp.window_memory_bytes`): a request
+   * that would go beyond gets a smaller window, then a smaller block, down to lock-step 512-byte
+   * blocks when nothing is left (so the budget is overrun by at most maxTransfers × 516 bytes).
+   */
+  windowMemoryBytes?: number;
+  /** The same budget for the transfers of one client address (`tftp.window_memory_per_source_bytes`). */
+  windowMemoryPerSourceBytes?: number;
 }
+
+/** Defaults of the admission limits (docs/security.md lists them with their config keys). */
+export const DEFAULT_ADMISSION = {
+  maxTransfers: 4096,
+  maxTransfersPerSource: 64,
+  windowMemoryBytes: 128 * 1024 * 1024,
+  windowMemoryPerSourceBytes: 16 * 1024 * 1024,
+} as const;
 
 export interface TftpServerStats {
   /** Read requests looked up (the file source was asked). */
@@ -42,6 +63,10 @@ export interface TftpServerStats {
   serverErrors: number;
   /** Requests dropped because maxTransfers were running. */
   busyDrops: number;
+  /** Requests dropped because their address already ran maxTransfersPerSource transfers. */
+  sourceBusyDrops: number;
+  /** Transfers admitted with a smaller window or block than they would have had, to stay within the window memory budget. */
+  windowsShrunk: number;
   /** Datagrams on a transfer's port from someone other than its client: ERROR 5. */
   unknownTransferIds: number;
   /** Datagrams the kernel refused to send (routes, full send queue); the timer retransmits. */
@@ -75,10 +100,29 @@ interface TftpPeer {
   port: number;
 }
 
+/** What one client address holds: its transfers (running or opening) and their window bytes. */
+interface SourceUsage {
+  transfers: number;
+  windowBytes: number;
+}
+
+/** A request's place: counted against its address and the window budget until released. */
+interface Admission {
+  source: number;
+  usage: SourceUsage;
+  windowBytes: number;
+  /** The limits the transfer negotiates under: the server's, shrunk to the window granted. */
+  limits: TftpLimits;
+  /** A transfer runs on it (and releases it when it finishes). */
+  running: boolean;
+  released: boolean;
+}
+
 interface ActiveTransfer {
   peer: TftpPeer;
   /** peer.address as parseIPv4 gives it: received datagrams are matched without formatting theirs. */
   peerAddress: number;
+  admission: Admission;
   request: ReadRequest;
   transfer: Transfer;
   file: TftpFile;
@@ -101,12 +145,18 @@ export class TftpServer {
   private readonly log: Logger;
   private readonly socket: UdpSocket;
   private readonly active = new Set<ActiveTransfer>();
+  /** By client address (parseIPv4): what each holds, for the per-source caps. */
+  private readonly sources = new Map<number, SourceUsage>();
+  /** The admission limits in force (options or DEFAULT_ADMISSION). */
+  private readonly caps: Required<Pick<TftpServerOptions, 'maxTransfers' | 'maxTransfersPerSource' | 'windowMemoryBytes' | 'windowMemoryPerSourceBytes'>>;
+  /** Bytes of send windows the admitted transfers may hold, against caps.windowMemoryBytes. */
+  private windowBytes = 0;
   /** Requests between arrival and their transfer's start (the file source may be asynchronous). */
   private opening = 0;
   private closing = false;
   private readonly counters: Omit<TftpServerStats, 'activeTransfers' | 'outcomes'> = {
     readRequests: 0, writeRequestsRefused: 0, illegalRequests: 0, ignoredDatagrams: 0, notFound: 0,
-    accessViolations: 0, serverErrors: 0, busyDrops: 0, unknownTransferIds: 0, sendErrors: 0,
+    accessViolations: 0, serverErrors: 0, busyDrops: 0, sourceBusyDrops: 0, windowsShrunk: 0, unknownTransferIds: 0, sendErrors: 0,
     blocksSent: 0, blocksResent: 0, bytesSent: 0, timeouts: 0, pumpedBlocks: 0,
   };
   private readonly outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<TransferOutcome, number>;
@@ -115,6 +165,12 @@ export class TftpServer {
   constructor(options: TftpServerOptions) {
     this.options = options;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.caps = {
+      maxTransfers: options.maxTransfers ?? DEFAULT_ADMISSION.maxTransfers,
+      maxTransfersPerSource: options.maxTransfersPerSource ?? DEFAULT_ADMISSION.maxTransfersPerSource,
+      windowMemoryBytes: options.windowMemoryBytes ?? DEFAULT_ADMISSION.windowMemoryBytes,
+      windowMemoryPerSourceBytes: options.windowMemoryPerSourceBytes ?? DEFAULT_ADMISSION.windowMemoryPerSourceBytes,
+    };
     this.log = options.log;
     this.socket = createSocket({
       bindAddress: options.bindAddress ?? '0.0.0.0',
@@ -169,19 +225,81 @@ export class TftpServer {
       this.sendFromServerPort(decision.reply, peer);
       return;
     }
-    if (this.active.size + this.opening >= (this.options.maxTransfers ?? 4096)) {
-      this.counters.busyDrops++;
-      this.log.debug({ peer: `${peer.address}:${peer.port}`, file: decision.request.filename }, 'tftp: busy, request dropped');
-      return;
-    }
+    const admission = this.admit(decision.request, peer);
+    if (admission === undefined) return;
     this.counters.readRequests++;
     // With a wildcard bind, the transfer answers from the address the client sent to (multi-homed hosts).
     const localAddress = this.options.bindAddress && this.options.bindAddress !== '0.0.0.0' ? this.options.bindAddress : (datagram.localAddress ?? '0.0.0.0');
     this.opening++;
-    void this.openAndStart(decision.request, peer, localAddress).finally(() => this.opening--);
+    void this.openAndStart(decision.request, peer, localAddress, admission).finally(() => {
+      this.opening--;
+      // Refused, not found or failed before it ran (a running transfer releases in finish).
+      if (!admission.running) this.release(admission);
+    });
   }
 
-  private async openAndStart(request: ReadRequest, peer: TftpPeer, localAddress: string): Promise<void> {
+  /**
+   * A place for a read request, or undefined if it is dropped (unanswered: the client retries):
+   * every slot taken, or its address at its cap. A request whose window does not fit in what is
+   * left of the window budget (global, or its address's) is admitted with a smaller window, or a
+   * single smaller block, rather than refused: a slower boot beats a failed one. Addresses are
+   * counted apart, so a flood from one address runs into its own caps and leaves the slots and
+   * the memory to the others.
+   */
+  private admit(request: ReadRequest, peer: TftpPeer): Admission | undefined {
+    if (this.active.size + this.opening >= this.caps.maxTransfers) {
+      this.counters.busyDrops++;
+      this.log.debug({ peer: `${peer.address}:${peer.port}`, file: request.filename }, 'tftp: busy, request dropped');
+      return undefined;
+    }
+    const source = parseIPv4(peer.address);
+    const usage = this.sources.get(source) ?? { transfers: 0, windowBytes: 0 };
+    if (usage.transfers >= this.caps.maxTransfersPerSource) {
+      this.counters.sourceBusyDrops++;
+      this.log.debug({ peer: `${peer.address}:${peer.port}`, file: request.filename }, 'tftp: address at its transfer cap, request dropped');
+      return undefined;
+    }
+    // What the client would get without the budget (the transfer negotiates again, under `limits`).
+    const wanted = negotiateOptions(request.options, this.limits, undefined);
+    const blockSize = wanted.ok ? wanted.negotiated.blockSize : DEFAULT_BLOCK_SIZE;
+    const windowSize = wanted.ok ? wanted.negotiated.windowSize : 1;
+    const left = Math.min(this.caps.windowMemoryBytes - this.windowBytes, this.caps.windowMemoryPerSourceBytes - usage.windowBytes);
+    let limits = this.limits;
+    let windowBytes = (blockSize + 4) * windowSize;
+    if (windowBytes > left) {
+      const fittingWindow = Math.floor(left / (blockSize + 4));
+      if (fittingWindow >= 1) {
+        limits = { ...this.limits, maxWindowSize: fittingWindow };
+        windowBytes = (blockSize + 4) * fittingWindow;
+      } else {
+        // Lock-step with what is left, and at worst RFC 1350's 512-byte block even when nothing is
+        // left: the budget can be overrun by at most maxTransfers × 516 bytes, and a client that
+        // comes while others hold the budget still boots.
+        const block = Math.max(Math.min(blockSize, DEFAULT_BLOCK_SIZE), Math.min(blockSize, left - 4));
+        limits = { ...this.limits, maxWindowSize: 1, maxBlockSize: block };
+        windowBytes = block + 4;
+      }
+      this.counters.windowsShrunk++;
+      this.log.debug({ peer: `${peer.address}:${peer.port}`, file: request.filename, windowBytes }, 'tftp: window memory short, window shrunk');
+    }
+    if (usage.transfers === 0) this.sources.set(source, usage);
+    usage.transfers++;
+    usage.windowBytes += windowBytes;
+    this.windowBytes += windowBytes;
+    return { source, usage, windowBytes, limits, running: false, released: false };
+  }
+
+  private release(admission: Admission): void {
+    if (admission.released) return;
+    admission.released = true;
+    const { usage } = admission;
+    usage.transfers--;
+    usage.windowBytes -= admission.windowBytes;
+    this.windowBytes -= admission.windowBytes;
+    if (usage.transfers === 0) this.sources.delete(admission.source);
+  }
+
+  private async openAndStart(request: ReadRequest, peer: TftpPeer, localAddress: string, admission: Admission): Promise<void> {
     const where = `${peer.address}:${peer.port}`;
     let opened;
     try {
@@ -213,11 +331,12 @@ export class TftpServer {
       readBlock: (offset, length) => file.readBlock(offset, length),
       readBlockInto: file.readInto && ((target, targetOffset, offset, length) => file.readInto!(target, targetOffset, offset, length)),
       fileUnchanged: file.unchanged && (() => file.unchanged!()),
-      limits: this.limits,
+      limits: admission.limits,
       retransmit: this.options.retransmit,
     });
-    const active: ActiveTransfer = { peer, peerAddress: parseIPv4(peer.address), request, transfer, file, socket: undefined, strangers: undefined, timer: undefined, timerAt: 0, pumping: false, pumpRefused: false };
+    const active: ActiveTransfer = { peer, peerAddress: admission.source, admission, request, transfer, file, socket: undefined, strangers: undefined, timer: undefined, timerAt: 0, pumping: false, pumpRefused: false };
     this.active.add(active);
+    admission.running = true;
     const step = transfer.start();
     if (step.finished) {
       // Negotiation refused: ERROR 8 from the server port, no transfer socket needed.
@@ -421,6 +540,7 @@ export class TftpServer {
     clearTimeout(active.timer);
     active.timer = undefined;
     this.active.delete(active);
+    this.release(active.admission);
     active.file.close();
     // Closing drops anything still queued after EAGAIN; what was handed to the kernel goes out.
     void active.socket?.close();
