@@ -16,7 +16,7 @@ import { GitRepoService } from './git/service.js';
 import { buildApiRouter } from './api/routes/index.js';
 import { TokenService } from './api/tokens.js';
 import type { BootContext } from './boot/context.js';
-import { importIpxeBinaries } from './boot/ipxe-binaries.js';
+import { importIpxeBinaries, missingIpxeBinaries } from './boot/ipxe-binaries.js';
 import { BOOT_PREFIX, buildBootRouter } from './boot/routes.js';
 import { ensureInitialAdmin, signingSecret } from './bootstrap.js';
 import type { KeelConfig } from './config.js';
@@ -108,6 +108,8 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');
     tftp = startTftpServer(config, model.chunks, log);
     if (ipxeImportDir !== undefined) await importIpxeBinaries(model.chunks, log, ipxeImportDir);
+    const missing = missingIpxeBinaries(model.chunks);
+    if (missing.length > 0) log.warn({ missing }, 'iPXE binaries missing: firmware that needs them cannot boot (Debian\'s ipxe package gives BIOS and x86-64 UEFI; docs/boot-policy.md)');
     dhcp = startDhcpServer(config, model, httpPort, log);
     metrics.tftp = tftp.stats.bind(tftp);
     if (dhcp) metrics.dhcp = dhcp.stats.bind(dhcp);

@@ -198,8 +198,10 @@ test('every bad node input gets a 400 naming the field', async (t) => {
   t.is(await reason('POST', '/nodes', { mac: 'not-a-mac' }), `Field 'mac' must be a MAC address, e.g. 52:54:00:12:34:56`);
   t.is(await reason('POST', '/nodes', { mac: 7 }), `Field 'mac' must be a string`);
   t.is(await reason('POST', '/nodes', { mac: '52:54:00:00:00:01', type: 'toaster' }), `Field 'type' must be one of unknown, compute, head, simulated`);
-  t.is(await reason('POST', '/nodes', { mac: '52:54:00:00:00:01', name: 'mine' }), `Unhandled parameter(s): name`);
-  t.is(await reason('POST', '/nodes', { mac: '52:54:00:00:00:01', ip: '10.0.0.1' }), `Unhandled parameter(s): ip`);
+  // A computed field is refused saying where it comes from, not as an unknown parameter.
+  t.is(await reason('POST', '/nodes', { mac: '52:54:00:00:00:01', name: 'mine' }),
+    `Read-only field(s), set by keel: name (Computed from the naming pool pattern and the node's index: to rename, set naming_pool or change the pool's pattern (then PUT /namingpool/<id>/push))`);
+  t.is(await reason('POST', '/nodes', { mac: '52:54:00:00:00:01', ip: '10.0.0.1' }), `Read-only field(s), set by keel: ip (IPv4 address, from the naming pool and its network)`);
   t.is(await reason('POST', '/nodes', { mac: '52:54:00:00:00:01', groups: ['nope'] }), `Field 'groups': no attribute group found for ID=nope`);
   t.is(await reason('POST', '/nodes', { mac: '52:54:00:00:00:01', groups: 'g' }), `Field 'groups' must be a list of strings`);
   t.is(await reason('POST', '/nodes', { mac: '52:54:00:00:00:01', naming_pool: 'nope' }), `Field 'naming_pool': no naming pool found for ID=nope`);
@@ -217,6 +219,14 @@ test('every bad node input gets a 400 naming the field', async (t) => {
   t.regex((await reason('PATCH', '/cluster', { naming: 'x{' }))!, /^Field 'naming' must/);
   t.is(await reason('PATCH', '/cluster', { accept_new_nodes: 'yes' }), `Field 'accept_new_nodes' must be true or false`);
   t.is(await reason('PATCH', '/cluster', { color: 'red' }), `Unhandled parameter(s): color`);
+  // default_distro names a distro like default_group names a group: checked, stored as its uid, kept from deletion.
+  t.is(await reason('PATCH', '/cluster', { default_distro: 'ghost' }), `Field 'default_distro': no distro found for ID=ghost`);
+  const distro = (await call('POST', '/distros', { name: 'rocky9' })).json.data as string;
+  await ok('PATCH', '/cluster', { default_distro: 'rocky9' });
+  t.is(((await call('GET', '/cluster')).json.data as { default_distro: string }).default_distro, distro);
+  t.is(await reason('DELETE', '/distro/rocky9', undefined), 'Cannot delete distro rocky9: still used by the cluster (default_distro)');
+  await ok('PATCH', '/cluster', { default_distro: null });
+  await ok('DELETE', '/distro/rocky9');
 });
 
 test('a bulk create is one transaction: one bad item creates nothing', async (t) => {

@@ -111,7 +111,7 @@ test('spec dynamic-group example (BigMemory): parsed form and members', async (t
   await ok('PATCH', '/dyngroup/BigMemory', { selector: 'a[_boot_config] == "none"' });
   t.deepEqual(await ok('GET', '/dyngroup/BigMemory/nodes'), []);
   t.regex(await reason('POST', '/dyngroups', { name: 'bad', selector: 'h[ram_total] >' }), /^Field 'selector' at column \d+: /);
-  t.is(await reason('POST', '/dyngroups', { name: 'bad', selector: 'x', parsed: 'y' }), 'Unhandled parameter(s): parsed');
+  t.is(await reason('POST', '/dyngroups', { name: 'bad', selector: 'x', parsed: 'y' }), "Read-only field(s), set by keel: parsed (The selector as keel understood it (canonical form))");
   await ok('DELETE', '/dyngroup/BigMemory');
 });
 
@@ -147,9 +147,11 @@ test('cluster endpoints: settings, summary, hosts, sshkeys, cabundle, license, u
   const settings = await ok('GET', '/cluster');
   t.like(settings, { naming: 'n{}', accept_new_nodes: false, influx_token_set: false });
   await ok('POST', '/attribs', { name: 'DefaultAttribs', attributes: { _boot_config: 'DefaultBoot' } });
+  // default_distro names an existing distro (issue 24, item 14), stored as its uid like default_group.
+  const distro = await ok('POST', '/distros', { name: 'rocky9' });
   await ok('PATCH', '/cluster', { default_group: 'DefaultAttribs', naming: 'node{:02d}', accept_new_nodes: true, cluster_name: 'c1', cluster_id: '42', default_distro: 'rocky9', auth_config: { pam: true }, influx_token: 'secret' });
   const after = await ok('GET', '/cluster');
-  t.like(after, { naming: 'node{:02d}', accept_new_nodes: true, cluster_name: 'c1', cluster_id: '42', default_distro: 'rocky9', auth_config: { pam: true }, influx_token_set: true });
+  t.like(after, { naming: 'node{:02d}', accept_new_nodes: true, cluster_name: 'c1', cluster_id: '42', default_distro: distro, auth_config: { pam: true }, influx_token_set: true });
   t.regex(after.default_group, /^[0-9a-f]{32}$/);
   t.false('influx_token' in after);
   await ok('POST', '/nodes', { mac: mac(7) });

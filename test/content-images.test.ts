@@ -160,7 +160,7 @@ test('parent and distro are accepted by name and stored as uids; unknown ones ar
   t.is((await call('PATCH', '/image/child', { distro: 'nope' })).status, 400);
   const readOnly = await call('PATCH', '/image/child', { content: {} });
   t.is(readOnly.status, 400);
-  t.regex(readOnly.json.reason!, /Unhandled parameter/);
+  t.regex(readOnly.json.reason!, /^Read-only field\(s\), set by keel: content \(The file system/);
 });
 
 test('format detection, empty content, capture, multipart and auth refusals', async (t) => {

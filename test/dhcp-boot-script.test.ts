@@ -79,10 +79,18 @@ test('rwram without an image is a retry; next and sanboot need no files', async 
 
 test('Debian iPXE binaries are imported once as tftp/<name> and served at /boot/firmware/<name>', async (t) => {
   const h = await startTestHead(t);
+  const { access_token: token } = await h.login();
+  const missing = async () => ((await h.call('GET', '/cluster', { token })).json.data as { ipxe_binaries_missing: string[] }).ipxe_binaries_missing;
+  // The test head imports nothing at start: it says so at start and in /cluster.
+  t.deepEqual(await missing(), ['undionly.kpxe', 'ipxe.efi', 'ipxe-arm64.efi']);
+  const headUid = ((await h.call('GET', '/cluster', { token })).json.data as { heads: { uid: string }[] }).heads[0]!.uid;
+  const log = (await h.call('GET', `/cluster/head/${headUid}/log?lines=1000`, { token })).json.data as { lines: unknown[] };
+  t.true(JSON.stringify(log.lines).includes('iPXE binaries missing'), 'a warning at start');
   const chunks = h.head.model.chunks;
   const imported = await importIpxeBinaries(chunks, pino({ level: 'silent' }));
   t.deepEqual(imported, [...DEBIAN_IPXE_FILES], 'the ipxe package is installed (.ci/run)');
   t.deepEqual(await importIpxeBinaries(chunks, pino({ level: 'silent' })), [], 'nothing is imported twice');
+  t.deepEqual(await missing(), ['ipxe-arm64.efi'], 'Debian ships no ARM64 iPXE');
   const res = await fetch(`${h.base.replace('/api/v1', '')}/boot/firmware/undionly.kpxe`);
   t.is(res.status, 200);
   t.true(Buffer.from(await res.arrayBuffer()).equals(readFileSync(`${DEBIAN_IPXE_DIR}/undionly.kpxe`)));

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { TFTP_FILE_PREFIX } from '../model/files.js';
 import type { ChunkStore } from '../store/chunks.js';
+import { IpxeBinary } from './policy.js';
 
 /** Where Debian's `ipxe` package installs its images (`dpkg -L ipxe`). */
 export const DEBIAN_IPXE_DIR = '/usr/lib/ipxe';
@@ -24,10 +25,18 @@ export async function importIpxeBinaries(chunks: ChunkStore, log: Logger, dir = 
       await chunks.putFile(id, createReadStream(path), { mtime: statSync(path).mtimeMs / 1000 });
       imported.push(name);
     } catch (error) {
-      // A damaged package file must not stop the head: the file can still be uploaded.
+      // A damaged package file must not stop the head: it serves the others, and reports the missing one.
       log.warn({ err: error, path }, 'could not import an iPXE binary');
     }
   }
   if (imported.length > 0) log.info({ from: dir, files: imported }, 'imported iPXE binaries into the content store');
   return imported;
+}
+
+/**
+ * The policy's iPXE binaries the content store lacks: firmware of those architectures is handed a
+ * boot file that does not exist and cannot boot (warned at start, shown by GET /cluster).
+ */
+export function missingIpxeBinaries(chunks: ChunkStore): string[] {
+  return Object.values(IpxeBinary).filter((name) => !chunks.stat(`${TFTP_FILE_PREFIX}${name}`));
 }

@@ -36,8 +36,11 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  */
 export function validateBody(schema: Schema, body: unknown, requireAll: boolean): Record<string, unknown> {
   if (!isPlainObject(body)) throw new Invalid('Request body must be a JSON object');
-  const unknown = Object.keys(body).filter((key) => !Object.hasOwn(schema, key) || schema[key]!.readOnly);
+  const unknown = Object.keys(body).filter((key) => !Object.hasOwn(schema, key));
   if (unknown.length > 0) throw new Invalid(`Unhandled parameter(s): ${unknown.join(', ')}`);
+  // A field keel computes is no typo: say where its value comes from, so the caller knows what to change instead.
+  const computed = Object.keys(body).filter((key) => schema[key]!.readOnly);
+  if (computed.length > 0) throw new Invalid(`Read-only field(s), set by keel: ${computed.map((key) => `${key} (${schema[key]!.summary})`).join('; ')}`);
   for (const [key, spec] of Object.entries(schema)) {
     const value = body[key];
     if (value === undefined || value === null) {

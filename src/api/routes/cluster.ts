@@ -1,8 +1,10 @@
 // Cluster-wide endpoints (spec 001, Cluster-wide Endpoints). Where the spec leaves an endpoint to
 // the vendor, docs/cluster.md says what keel returns and why.
 import { createHash } from 'node:crypto';
+import { missingIpxeBinaries } from '../../boot/ipxe-binaries.js';
 import { badRequest, notFound } from '../../http/errors.js';
 import { attribClass } from '../../model/classes/attrib.js';
+import { distroClass } from '../../model/classes/distro.js';
 import { networkClass } from '../../model/classes/network.js';
 import { nodes } from '../../model/cluster.js';
 import type { Model } from '../../model/model.js';
@@ -19,7 +21,7 @@ const CLUSTER_FIELDS: Schema = {
   naming: { type: 'string', summary: 'Pattern of the default naming pool, e.g. n{} (the default) or node{:04d}' },
   default_network: { type: 'string', summary: 'Network (uid or name) of the default pool and of pools without a network' },
   accept_new_nodes: { type: 'boolean', summary: 'Whether unknown machines are booted (and added as nodes)' },
-  default_distro: { type: 'string', summary: 'Distribution new boot configurations use' },
+  default_distro: { type: 'string', summary: 'Distribution (uid or name) new boot configurations use' },
   cluster_name: { type: 'string', summary: 'Name of the cluster' },
   cluster_id: { type: 'string', summary: 'Identifier of the cluster' },
   auth_config: { type: 'object', summary: 'Settings of the authentication system' },
@@ -56,6 +58,8 @@ function clusterView(ctx: ApiContext): Record<string, unknown> {
     time: now / 1000,
     heads: [{ uid: headUid(ctx), name: ctx.config.server.name, version: VERSION }],
     auth: { access_token_ttl: ctx.config.auth.access_token_ttl, refresh_token_ttl: ctx.config.auth.refresh_token_ttl },
+    // Firmware that needs one of these cannot boot until it is in the content store.
+    ipxe_binaries_missing: missingIpxeBinaries(ctx.model.chunks),
   };
 }
 
@@ -69,6 +73,7 @@ async function patchCluster(ctx: ApiContext, actor: string, body: Record<string,
     for (const [key, value] of Object.entries(body)) {
       if (value === null) delete settings[key];
       else if (key === 'default_group') settings[key] = ctx.model.objects(attribClass).referenceTo(key, value);
+      else if (key === 'default_distro') settings[key] = ctx.model.objects(distroClass).referenceTo(key, value);
       else if (key === 'default_network') settings[key] = ctx.model.objects(networkClass).referenceTo(key, value);
       else settings[key] = value;
     }

@@ -2,6 +2,7 @@
 // packages and the packaging scheme.
 import { distroIndexes } from '../indexes.js';
 import type { ObjectClass } from '../object-store.js';
+import { clusterSettings } from '../settings.js';
 
 export const PACKAGING = ['rpm', 'deb', 'apk'] as const;
 
@@ -21,4 +22,6 @@ export const distroClass: ObjectClass = {
     release: { type: 'string', summary: 'Name of the release' },
   },
   defaults: () => ({ packaging: 'rpm' }),
+  inUse: (record, store) =>
+    clusterSettings(store).default_distro === record.uid ? `Cannot delete distro ${String(record.name)}: still used by the cluster (default_distro)` : undefined,
 };

@@ -25,7 +25,7 @@ export const nodeClass: ObjectClass = {
   bulkCreate: true,
   references: [{ field: 'groups', className: 'attrib', list: true }, { field: 'naming_pool', className: 'namingpool' }],
   fields: {
-    name: { type: 'string', readOnly: true, summary: 'Computed from the naming pool pattern and the node\'s index', source: 'naming pool' },
+    name: { type: 'string', readOnly: true, summary: 'Computed from the naming pool pattern and the node\'s index: to rename, set naming_pool or change the pool\'s pattern (then PUT /namingpool/<id>/push)', source: 'naming pool' },
     description: { type: 'string', summary: 'Free text' },
     type: { type: 'string', enum: NODE_TYPES, summary: 'Kind of node (default compute)' },
     mac: { type: 'string', required: true, summary: 'MAC address of the boot interface; unique; any notation, stored as aa:bb:cc:dd:ee:ff' },
