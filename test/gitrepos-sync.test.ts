@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GitRepos } from '../src/git/repos.js';
 import { syncRepo } from '../src/git/sync.js';
-import { commitFiles, git, GIT_ENV, gitTry, withToken } from './helpers/git.js';
+import { commitFiles, git, GIT_ENV, gitDaemonProgram, gitTry, withToken } from './helpers/git.js';
 import { startTestHead } from './helpers/head.js';
 import { ip, namespaces } from './helpers/namespaces.js';
 
@@ -46,8 +46,8 @@ async function upstreamServer(t: ExecutionContext) {
   await git(root, 'init', '--quiet', '--initial-branch=main', work);
   await commitFiles(work, { 'ks.cfg': 'line one\n', 'common.txt': 'shared\n' }, 'upstream first');
   await git(work, 'push', '--quiet', upstream, 'main', 'main:feature');
-  // `ip netns exec` execs git daemon: the pid is the daemon's, killed at teardown.
-  const daemon = spawn('ip', ['netns', 'exec', ns, 'git', 'daemon', '--reuseaddr', '--export-all', `--base-path=${root}`, `--listen=${net}.2`, '--port=9418', root], {
+  // `ip netns exec` execs git-daemon itself: the pid is the daemon's, killed at teardown.
+  const daemon = spawn('ip', ['netns', 'exec', ns, gitDaemonProgram(), '--reuseaddr', '--export-all', `--base-path=${root}`, `--listen=${net}.2`, '--port=9418', root], {
     env: { ...process.env, ...GIT_ENV },
     stdio: 'ignore',
   });

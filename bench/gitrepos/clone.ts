@@ -15,6 +15,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { RecentLog } from '../../src/log.js';
 import { startHead } from '../../src/serve.js';
+import { gitDaemonProgram } from '../../test/helpers/git.js';
 
 const CLONES = Number(process.argv[2] ?? 15);
 const FILES = 1000;
@@ -59,7 +60,7 @@ try {
     });
 
     const daemonPort = 19_418 + (process.pid % 1000);
-    const daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${served}`, '--listen=127.0.0.1', `--port=${daemonPort}`, served], { env, stdio: 'ignore' });
+    const daemon = spawn(gitDaemonProgram(), ['--reuseaddr', '--export-all', `--base-path=${served}`, '--listen=127.0.0.1', `--port=${daemonPort}`, served], { env, stdio: 'ignore' });
     children.push(daemon);
     const cgi = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://x');

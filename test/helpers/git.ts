@@ -1,6 +1,7 @@
 // The real git client for the gitrepo tests and bench: no user or system configuration, no prompts,
 // a fixed identity, so that every run sees the same git.
 import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -43,4 +44,12 @@ export function withToken(url: string, token: string): string {
   parsed.username = 'git';
   parsed.password = token;
   return parsed.toString();
+}
+
+/**
+ * The git-daemon program itself. `git daemon` runs it as a child and waits, so killing that `git` by
+ * its PID would leave the daemon running: start this instead, and its PID is the daemon's.
+ */
+export function gitDaemonProgram(): string {
+  return join(execFileSync('git', ['--exec-path']).toString().trim(), 'git-daemon');
 }
