@@ -76,6 +76,10 @@ test('every GET route answers role.authuser without BMC passwords; role.poweradm
   t.like(await call('GET', `/node/${literal}/power_uri`, undefined, operator), { unparsed: `redfish+http://root:${NODE_PASSWORD}@127.0.0.1:9` });
   t.like(await call('GET', '/attrib/bmc-creds/attributes', undefined, operator), { ipmi_pass: GROUP_PASSWORD });
   t.like((await call('GET', '/nodes', undefined, operator) as Record<string, { power_uri: string }>)[redfish!], { redfish_uri: `http://admin:${REDFISH_PASSWORD}@127.0.0.1:9/redfish/v1/Systems/1` });
+
+  // Which attributes are credentials follows the nodes' URIs as they change (the names are cached).
+  await call('PATCH', `/node/${literal}`, { power_uri: 'ipmi://<new_user>:<new_pass>@127.0.0.1:9', attributes: { new_user: 'u', new_pass: 'rotated-secret' } });
+  t.like(await call('GET', `/node/${literal}/attributes`, undefined, reader), { new_user: '****', new_pass: '****' });
 });
 
 test('power_uri placeholders are never filled from what a node reports or may write itself', async (t) => {

@@ -130,7 +130,7 @@ export function nodeScript(model: Model, base: string, mac: string): NodeScript 
   const node = uid === undefined ? undefined : model.nodes.collection.get(uid);
   if (!node) return retry(`no node has MAC ${mac}; add one (POST /nodes) or turn on accept_new_nodes`);
   const name = String(node.name);
-  const vars = nodeVariables(model.store, node, model.nodes.view(node));
+  const vars = nodeVariables(model.store, node, model.nodes.view(node), model.credentialNames());
   const configId = mergedAttributes(model.store, node)[BOOT_CONFIG_ATTRIBUTE];
   if (configId === undefined) return retry(`node ${name} has no ${BOOT_CONFIG_ATTRIBUTE} attribute`);
   const record = model.bootConfigs.find(configId);

@@ -6,17 +6,16 @@
 import { mergedAttributes } from '../model/cluster.js';
 import { Invalid } from '../model/errors.js';
 import { fillPlaceholders } from '../model/placeholders.js';
-import { clusterCredentialNames, maskCredentialAttributes, maskNodeView } from '../model/power-uri.js';
+import { maskCredentialAttributes, maskNodeView } from '../model/power-uri.js';
 import type { Store, StoredRecord } from '../store/store.js';
 
 /**
  * What a template may use for a node: the scalar fields of its API view (uid, name, hostname, mac,
  * ip, domain, index, type…) and its merged attributes. A field wins over an attribute of the same
  * name. BMC credentials are masked (power_uri, and the attributes that fill its user or password):
- * rendered files go to the node, which may not manage power.
+ * rendered files go to the node, which may not manage power. `credentials`: Model.credentialNames().
  */
-export function nodeVariables(store: Store, node: StoredRecord, fullView: Readonly<Record<string, unknown>>): Record<string, string> {
-  const credentials = clusterCredentialNames(store);
+export function nodeVariables(store: Store, node: StoredRecord, fullView: Readonly<Record<string, unknown>>, credentials: ReadonlySet<string>): Record<string, string> {
   const vars = maskCredentialAttributes(mergedAttributes(store, node), credentials);
   const view = maskNodeView(fullView, credentials);
   for (const [key, value] of Object.entries(view)) {

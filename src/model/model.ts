@@ -19,6 +19,7 @@ import { nodeClass } from './classes/node.js';
 import { repoClass } from './classes/repo.js';
 import { KickstartFiles } from './kickstarts.js';
 import { ObjectStore, type Catalog, type ObjectClass } from './object-store.js';
+import { clusterCredentialNames } from './power-uri.js';
 
 /** Every object class keel stores. */
 export const OBJECT_CLASSES: readonly ObjectClass[] = [
@@ -31,6 +32,7 @@ export class Model implements Catalog {
   readonly kickstarts: KickstartFiles;
   private readonly byName = new Map<string, ObjectStore>();
   private readonly attached = new Map<string, AttachedFiles>();
+  private credentials?: ReadonlySet<string>;
 
   constructor(readonly store: Store, options: { dataDir: string }) {
     // The one ChunkStore of this store: pins (GC safety) and the manifest cache are per instance.
@@ -44,6 +46,18 @@ export class Model implements Catalog {
       this.byName.set(cls.name, objects);
       if (cls.files) this.attached.set(cls.name, new AttachedFiles(objects, this.chunks));
     }
+    store.subscribe((change) => {
+      if (change.class === nodeClass.name) this.credentials = undefined;
+    });
+  }
+
+  /**
+   * Attribute names that fill a user or password in some node's power URI (power-uri.ts), for
+   * masking. Reading them decodes every node, so they are kept until a node changes: the iPXE
+   * script and read-only API views ask on every request.
+   */
+  credentialNames(): ReadonlySet<string> {
+    return (this.credentials ??= clusterCredentialNames(this.store));
   }
 
   /** The records of `cls`. */

@@ -145,7 +145,7 @@ export const bootConfigRoutes: Route[] = [
       const node = await kickstartNode(req, ctx);
       // A `git:<repo>/<path>[@<ref>]` kickstart is read from the gitrepo (docs/gitrepos.md), else from <data-dir>/kickstarts/.
       const { text, mtime } = parseGitSource(record.kickstart) ? await ctx.git.readSource(record.kickstart) : await ctx.model.kickstarts.read(record.kickstart);
-      const rendered = fillKickstart(text, nodeVariables(ctx.store, node, ctx.model.nodes.view(node)));
+      const rendered = fillKickstart(text, nodeVariables(ctx.store, node, ctx.model.nodes.view(node), ctx.model.credentialNames()));
       return new FileReply(bufferContent(Buffer.from(rendered, 'utf8'), mtime), { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
     },
   },
