@@ -50,6 +50,11 @@ export const DEFAULT_MIN_FREE_BYTES = 256 * 1024 * 1024;
  * no space as EIO (mdb_page_spill), like a failing disk, and a full one leaves a few pages at most.
  */
 const NEARLY_FULL_BYTES = 16 * 1024 * 1024;
+/**
+ * Writes queued in one event turn before lmdb-js starts their transaction at once rather than after
+ * the turn: a burst that large is worth committing while it is still being written.
+ */
+const TXN_START_THRESHOLD = 1000;
 /** LMDB's two meta pages, in no database's page counts. */
 const META_PAGES = 2;
 
@@ -256,9 +261,15 @@ export class Store {
     // separateFlushed): a write acknowledged to a client survives kill -9 and power loss.
     // eventTurnBatching off: with it, lmdb-js 3.5.6 opens each event turn's batch with a promise
     // of its own that nobody holds, and when that commit fails (a full disk) the rejection is
-    // unhandled and Node ends the process. Writes still share commits (txnStartThreshold) and
-    // resolve only once flushed.
-    this.root = open({ path: dir, maxDbs: 256, mapSize: 64 * 1024 ** 3, eventTurnBatching: false });
+    // unhandled and Node ends the process. Without it lmdb-js starts a transaction from a
+    // setImmediate, i.e. after the current event turn, unless more than txnStartThreshold writes
+    // are queued (default 5: then at once, and the writer thread commits piecemeal while the turn
+    // goes on, 8–14 commits for 100 lease writes of one turn). 1,000 keeps the writes of a turn in
+    // one commit, as batching did (docs/store.md, "Write path"; DHCP ACK latency, bench/RESULTS.md).
+    // (txnStartThreshold is described in lmdb-js's index.d.ts, under eventTurnBatching, but not in
+    // its options type: passed as a variable, not a literal, to get past the excess-property check.)
+    const lmdbOptions = { path: dir, maxDbs: 256, mapSize: 64 * 1024 ** 3, eventTurnBatching: false, txnStartThreshold: TXN_START_THRESHOLD };
+    this.root = open(lmdbOptions);
     this.changeLog = this.root.openDB<Change, number>(CHANGES_DB, { encoding: 'msgpack', keyEncoding: 'uint32' });
     this.latestChange = this.root.openDB<number, string>(LATEST_CHANGE_DB, { encoding: 'msgpack' });
     this.settings = this.root.openDB<unknown, string>(SETTINGS_DB, { encoding: 'msgpack' });
