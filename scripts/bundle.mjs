@@ -82,6 +82,15 @@ const nativeAddonsPlugin = {
       redirected.set(addon.name, contents);
     }
     build.onLoad({ filter: /.*/, namespace: 'keel-native-addon' }, (args) => ({ contents: redirected.get(args.path), loader: 'js', resolveDir: root }));
+    // ssh2's optional addons (its sshcrypto binding, and cpu-features, which only picks a cipher
+    // order): both are required inside try/catch, and ssh2 falls back to node:crypto and its wasm
+    // Poly1305 without them. Their install scripts are denied (package.json allowScripts), so
+    // the bundle gets a module that throws, exactly as a plain `npm ci` would.
+    build.onResolve({ filter: /^\.\/crypto\/build\/Release\/sshcrypto\.node$|^cpu-features$/ }, (args) =>
+      /[\\/]node_modules[\\/]ssh2[\\/]/.test(args.importer) ? { path: args.path, namespace: 'keel-absent-optional-addon' } : undefined);
+    build.onLoad({ filter: /.*/, namespace: 'keel-absent-optional-addon' }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`${args.path} is not bundled (optional; ssh2 uses node:crypto)`)});`, loader: 'js',
+    }));
     // Anything else that looks like a native addon or its loader is an addon missing from the list.
     build.onResolve({ filter: /\.node$|^node-gyp-build|^bindings$|^prebuild-install$/ }, (args) => ({
       errors: [{ text: `native addon import "${args.path}" from ${relative(root, args.importer)} is not in NATIVE_ADDONS (src/native.ts)` }],

@@ -1,11 +1,18 @@
-// The `keel` command line: serve, version, and offline admin account management.
+// The `keel` command line: serve, version, offline admin accounts and defaults (init), uploads to a
+// running keel (image import, bootconfig create; src/cli/) and the appliance layout (install).
 import { Command, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { isSea } from 'node:sea';
 import { DEBIAN_IPXE_DIR } from './boot/ipxe-binaries.js';
+import { ApiClient, apiBase, PASSWORD_ENV, progressBar, readLoginPassword } from './cli/client.js';
+import { createBootConfig, importImage, type BootConfigCreate } from './cli/content.js';
+import { initStore } from './cli/init.js';
+import { BINARY_PATH, enableInstructions, install } from './cli/install.js';
 import { CONFIG_FLAGS, loadConfig, type ConfigOverrides, type KeelConfig } from './config.js';
 import { createLogger, RecentLog } from './log.js';
 import { DEFAULT_ADMIN_ROLES, withTokensRevoked } from './model/classes/admin.js';
+import { BOOT_STYLES, DEFAULT_BOOT_STYLE } from './model/classes/bootconfig.js';
 import { Model } from './model/model.js';
 import type { ObjectStore } from './model/object-store.js';
 import { startHead } from './serve.js';
@@ -140,6 +147,57 @@ export async function runCli(argv: string[]): Promise<void> {
       await admins.modify(actor, name, withTokensRevoked);
     }),
   );
+
+  addConfigOptions(
+    program.command('init').description('create the default image and boot config (DefaultImage, DefaultBoot) in the store from an assets directory, unless they exist (run while keel is stopped)')
+      .requiredOption('--assets <dir>', 'directory with vmlinuz, initramfs.img and rootfs.squashfs (images/build.sh)'),
+  ).action(async (options: ConfigOptions & { assets: string }) => {
+    const { created, existing } = await initStore(configFrom(options), options.assets, actor);
+    for (const name of created) console.log(`created ${name}`);
+    for (const name of existing) console.log(`kept ${name} (exists)`);
+  });
+
+  const apiOptions = (command: Command) => addConfigOptions(command)
+    .option('--url <url>', "keel's API (default: this host's keel, http://localhost:<http.port>)")
+    .option('--user <name>', `admin to log in as; password from $${PASSWORD_ENV} or stdin`, 'admin');
+  const session = async (options: ConfigOptions & { url?: string; user: string }) =>
+    ApiClient.login(apiBase(configFrom(options), options.url), options.user, await readLoginPassword());
+
+  apiOptions(
+    program.command('image').description('images of a running keel (through its API)')
+      .command('import <file>').description('create an image and upload its content (e.g. a squashfs) with a progress bar')
+      .requiredOption('--name <name>', 'name of the image')
+      .option('--description <text>', 'description of the image')
+      .option('--replace', 'upload into an existing image of that name, replacing its content'),
+  ).action(async (file: string, options: ConfigOptions & { url?: string; user: string; name: string; description?: string; replace?: boolean }) => {
+    const { uid, content } = await importImage(await session(options), { file, ...options }, progressBar());
+    console.log(JSON.stringify({ uid, name: options.name, content }));
+  });
+
+  apiOptions(
+    program.command('bootconfig').description('boot configs of a running keel (through its API)')
+      .command('create').description('create a boot config and upload its kernel and initramfs with a progress bar')
+      .requiredOption('--name <name>', 'name of the boot config')
+      .requiredOption('--kernel <file>', 'kernel to upload')
+      .requiredOption('--initramfs <file>', 'initramfs to upload')
+      .option('--image <name>', 'image it boots into (uid or name)')
+      .option('--cmdline <text>', 'kernel command line')
+      .option('--boot-style <style>', `one of ${BOOT_STYLES.join(', ')} (default ${DEFAULT_BOOT_STYLE})`)
+      .option('--description <text>', 'description of the boot config'),
+  ).action(async (options: ConfigOptions & { url?: string; user: string } & BootConfigCreate) => {
+    console.log(await createBootConfig(await session(options), options, () => progressBar()));
+  });
+
+  program.command('install').description('lay keel out as a systemd service under a root directory: binary, unit, keel.toml, data directory')
+    .requiredOption('--root <dir>', 'root to install under (/ for this machine)')
+    .option('--binary <file>', `keel binary to install as ${BINARY_PATH} (default: this one, when it is the single binary)`)
+    .action((options: { root: string; binary?: string }) => {
+      const result = install({ root: resolve(options.root), binary: options.binary, runningBinary: isSea() ? process.execPath : undefined });
+      for (const path of result.written) console.log(`installed ${path}`);
+      for (const path of result.kept) console.log(`kept ${path} (exists)`);
+      if (result.noBinary) console.log(`no binary: ${result.noBinary}`);
+      console.log(enableInstructions(resolve(options.root)));
+    });
 
   await program.parseAsync(argv);
 }

@@ -20,6 +20,8 @@ export interface KeelConfig {
     max_transfers_per_source: number;
   };
   dhcp: { interfaces: string[] };
+  dns: { enabled: boolean; port: number; bind: string; domain: string; upstreams: string[]; ttl: number };
+  boot: { assets_dir: string | null };
   console: { device_patterns: string[] };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'; format: 'auto' | 'json' | 'pretty' };
 }
@@ -35,12 +37,13 @@ export class ConfigError extends Error {
 export const NON_CONFIG_ENV: readonly string[] = Object.freeze([
   'KEEL_CONFIG', // path of the config file (same as --config)
   'KEEL_ADMIN_PASSWORD', // password of the initial admin account, used when the database has none
+  'KEEL_PASSWORD', // password the CLI's API commands (keel image import, keel bootconfig create) log in with
 ]);
 
 /** Config file read when neither opts.file nor KEEL_CONFIG names one; a missing default file is fine. */
 export const DEFAULT_CONFIG_FILE = { root: '/etc/keel/keel.toml', user: './keel.toml' } as const;
 
-interface HostFacts {
+export interface HostFacts {
   isRoot: boolean;
   hostname: string;
 }
@@ -114,6 +117,37 @@ const devicePatternList: ValueType<string[]> = {
   expected: 'a list of absolute device path patterns (* and ? match within one path segment)',
   isValid: (v): v is string[] => Array.isArray(v) && v.every(isDevicePattern),
   fromText: (text) => (text.trim() === '' ? [] : text.split(',').map((pattern) => pattern.trim())),
+};
+
+const boolean: ValueType<boolean> = {
+  expected: 'true or false',
+  isValid: (v): v is boolean => typeof v === 'boolean',
+  fromText: (text) => (text === 'true' ? true : text === 'false' ? false : text),
+};
+
+const ipv4Address: ValueType<string> = {
+  expected: 'an IPv4 address literal',
+  isValid: (v): v is string => typeof v === 'string' && isIP(v) === 4,
+  fromText: (text) => text,
+};
+
+// RFC 1035 names: labels of letters, digits and '-' (not at either end), 63 at most, 253 in all.
+const domainName: ValueType<string> = {
+  expected: 'a DNS domain name, e.g. cluster.local',
+  isValid: (v): v is string => typeof v === 'string' && /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v),
+  fromText: (text) => text,
+};
+
+const isUpstream = (v: unknown): boolean => {
+  if (typeof v !== 'string') return false;
+  const [address, port, ...rest] = v.split(':');
+  return rest.length === 0 && isIP(address!) === 4 && (port === undefined || (/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535));
+};
+
+const upstreamList: ValueType<string[]> = {
+  expected: 'a list of IPv4 addresses, each optionally with :port',
+  isValid: (v): v is string[] => Array.isArray(v) && v.every(isUpstream),
+  fromText: (text) => (text.trim() === '' ? [] : text.split(',').map((upstream) => upstream.trim())),
 };
 
 const oneOf = <const T extends string>(...choices: T[]): ValueType<T> => ({
@@ -223,6 +257,48 @@ export const CONFIG_SCHEMA: Schema = {
       default: [],
       description: 'Interfaces DHCP answers on; empty: DHCP is off.',
       flag: '--dhcp-interface <names>',
+    },
+  },
+  dns: {
+    enabled: {
+      type: boolean,
+      default: false,
+      description: 'Run the DNS server: authoritative for the cluster\'s domains (nodes, hostname records) and their in-addr.arpa zones (docs/dns.md).',
+      flag: '--dns-enabled <bool>',
+    },
+    port: {
+      type: integer(1, 65535),
+      default: rootOrUser(53, 1053),
+      description: 'DNS port (UDP). Authoritative DHCP names keel as DNS server (option 6) only when it is 53: clients cannot be told another port.',
+      flag: '--dns-port <port>',
+    },
+    bind: {
+      type: ipv4Address,
+      default: '0.0.0.0',
+      description: 'Address the DNS server listens on; answers leave from the address each query was sent to.',
+    },
+    domain: {
+      type: domainName,
+      default: 'cluster.local',
+      description: 'Domain of the nodes on networks without a `domain`, of hostname records and of keel itself.',
+    },
+    upstreams: {
+      type: upstreamList,
+      default: [],
+      description: 'DNS servers that names outside the cluster\'s zones are forwarded to, in turn (`address` or `address:port`); empty: such queries are REFUSED.',
+      flag: '--dns-upstream <addresses>',
+    },
+    ttl: {
+      type: integer(0, 2147483647),
+      default: 60,
+      description: 'TTL of the records keel serves, and of negative answers (SOA minimum), in seconds.',
+    },
+  },
+  boot: {
+    assets_dir: {
+      type: optionalPath,
+      default: rootOrUser<string | null>('/usr/share/keel/assets', null),
+      description: 'Directory of the default boot assets (vmlinuz, initramfs.img, rootfs.squashfs, as images/build.sh makes them): the first start that finds all three creates the image DefaultImage and the boot config DefaultBoot from them, unless they exist (docs/content.md). Unset: none at start; `keel init --assets DIR` does it on demand.',
     },
   },
   console: {
@@ -401,6 +477,20 @@ function formatValue(value: unknown): string {
   if (value instanceof Date) return value.toISOString();
   if (typeof value === 'object' || typeof value === 'string') return JSON.stringify(value);
   return String(value);
+}
+
+/**
+ * Every key with its description, the docs' text of its default and its default value on a host
+ * (as root, for the installed /etc/keel/keel.toml of `keel install`; null = unset), in schema order.
+ */
+export function configDefaults(host: HostFacts): { section: string; key: string; description: string; defaultText: string; value: unknown }[] {
+  return KEYS.map(({ section, key, spec }) => ({
+    section,
+    key,
+    description: spec.description,
+    defaultText: spec.default instanceof HostDefault ? spec.default.text : formatValue(spec.default),
+    value: defaultFor(spec, host),
+  }));
 }
 
 /** The reference table of docs/config.md (between its config-table markers), rendered from CONFIG_SCHEMA. */

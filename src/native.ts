@@ -55,10 +55,10 @@ function packageDir(specifier: string): string {
   return dir;
 }
 
-/** The .node file the package's node-gyp-build-optional-packages loader would pick. */
-function nodeGypBuildPath(specifier: string): string {
+/** The .node file the package's node-gyp-build (or node-gyp-build-optional-packages) loader would pick. */
+function nodeGypBuildPath(specifier: string, loaderPackage = 'node-gyp-build-optional-packages'): string {
   const dir = packageDir(specifier);
-  const loader = createRequire(join(dir, 'package.json'))('node-gyp-build-optional-packages') as { path(dir: string): string };
+  const loader = createRequire(join(dir, 'package.json'))(loaderPackage) as { path(dir: string): string };
   return loader.path(dir);
 }
 
@@ -90,6 +90,14 @@ export const NATIVE_ADDONS: readonly NativeAddon[] = [
     locate: () => join(projectRoot, 'packages', 'dgram-native', 'build', 'Release', 'dgram_native.node'),
     isLoaded: (e) => hasFunction(e, 'open'),
     bundleHook: { file: /[\\/]packages[\\/]dgram-native[\\/]lib[\\/]binding\.ts$/, provides: { namedExport: 'binding' } },
+  },
+  {
+    // Serial console lines (src/power/console-serial.ts); its package ships an N-API prebuild
+    // (prebuilds/linux-x64/@serialport+bindings-cpp.glibc.node), so npm installs it without a compile.
+    name: 'serialport',
+    locate: () => nodeGypBuildPath('@serialport/bindings-cpp', 'node-gyp-build'),
+    isLoaded: (e) => hasFunction(e, 'open') && hasFunction(e, 'Poller'),
+    bundleHook: { specifier: /^node-gyp-build$/, importer: /[\\/]node_modules[\\/]@serialport[\\/]bindings-cpp[\\/]/, provides: 'loader' },
   },
 ];
 

@@ -1,5 +1,5 @@
 // The composition root: a running keel head. Creates every service of a head explicitly — store,
-// model, power and console services, API, boot path and metrics on one HTTP server, TFTP, DHCP and
+// model, power and console services, API, boot path and metrics on one HTTP server, TFTP, DNS, DHCP and
 // the local login socket — starts them, and stops them in reverse order. `keel serve` and the
 // integration tests both use startHead; nothing else keeps a service of its own.
 import { mkdirSync } from 'node:fs';
@@ -10,27 +10,34 @@ import { DOMAIN_ERROR_STATUSES } from './api/errors.js';
 import { apiHooks } from './api/hooks.js';
 import { LocalLogin } from './api/local-login.js';
 import { LoginThrottle } from './api/login-throttle.js';
-import { buildMetricsRouter, METRICS_PREFIX, type MetricsSources } from './api/metrics.js';
+import { buildMetricsRouter, KeelMetrics, METRICS_PREFIX } from './api/metrics.js';
 import { consoleWebSocket } from './api/routes/console.js';
 import { GitRepoService } from './git/service.js';
 import { buildApiRouter } from './api/routes/index.js';
 import { TokenService } from './api/tokens.js';
-import type { BootContext } from './boot/context.js';
+import type { BootContext, BootPathEvents } from './boot/context.js';
 import { importIpxeBinaries, missingIpxeBinaries } from './boot/ipxe-binaries.js';
 import { BOOT_PREFIX, buildBootRouter } from './boot/routes.js';
+import { BootTimelines, modelNodeFinder } from './boot/timeline.js';
 import { ensureInitialAdmin, signingSecret } from './bootstrap.js';
 import type { KeelConfig } from './config.js';
 import { mount, type Mount } from './http/dispatch.js';
 import { HttpServer } from './http/server.js';
 import type { RecentLog } from './log.js';
+import { defaultObjectsAtStart } from './model/default-objects.js';
 import { Model } from './model/model.js';
 import { assertNativeAddons } from './native.js';
 import { startDhcpServer } from './net/dhcp/from-config.js';
 import type { DhcpServer } from './net/dhcp/server.js';
+import { startDnsServer } from './net/dns/from-config.js';
+import type { DnsServer } from './net/dns/server.js';
 import { startTftpServer } from './net/tftp/from-config.js';
 import type { TftpServer } from './net/tftp/server.js';
 import { ConsoleService, consoleRuntimeDir } from './power/console-service.js';
 import { PowerService, powerRuntimeDir } from './power/service.js';
+import { ensureHeadKey } from './ssh/keys.js';
+import { LocalnodeProbe } from './ssh/reachability.js';
+import { localnodeClass } from './model/classes/localnode.js';
 import { Store } from './store/store.js';
 
 export const LOCAL_LOGIN_SOCKET = 'login.sock';
@@ -48,6 +55,10 @@ export interface Head {
   tftpPort: number;
   /** The DHCP server (stats() for the metrics endpoint); undefined while dhcp.interfaces is empty. */
   dhcp?: DhcpServer;
+  /** The DNS server (stats(), address()); undefined while dns.enabled is false. */
+  dns?: DnsServer;
+  /** What DHCP, TFTP, /boot and the node agents saw of each node's last boots (GET /node/<id>/boot). */
+  bootTimelines: BootTimelines;
   /** Where the initial admin's password is, when this start created that admin. */
   initialPassword?: string;
   close(): Promise<void>;
@@ -80,6 +91,10 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     refresh: config.auth.refresh_token_ttl,
   }, clock);
   const initialPassword = await ensureInitialAdmin(model, dataDir, log, adminPassword);
+  // DefaultImage and DefaultBoot from boot.assets_dir, at the first start that finds the assets (docs/content.md).
+  const defaults = await defaultObjectsAtStart(model, config.boot.assets_dir, 'keel');
+  if (defaults && 'missing' in defaults) log.info(defaults, 'no default image and boot config yet: the assets directory lacks files');
+  else if (defaults) log.info(defaults, 'default image and boot config');
   const localLogin = new LocalLogin(clock, log);
   await localLogin.listen(join(dataDir, LOCAL_LOGIN_SOCKET));
   const power = new PowerService(store, powerRuntimeDir(dataDir), log);
@@ -89,11 +104,27 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   // The gitrepos' repositories under <data-dir>/gitrepos and their scheduled syncs (docs/gitrepos.md).
   const git = new GitRepoService(store, model.gitRepos, dataDir, log);
   git.start();
-  const context: ApiContext = { config, store, model, power, consoles, git, tokens, loginThrottle: new LoginThrottle(clock), localLogin, log, recentLog, clock };
-  const bootContext: BootContext = { model, config, log };
-  const metrics: MetricsSources = {}; // the servers join as they start
+  // The metrics and the boot timelines (docs/boot-timeline.md, in memory): every server that reports to them is handed them.
+  const metrics = new KeelMetrics();
+  const bootTimelines = new BootTimelines({ nodes: modelNodeFinder(model), clock, onPhaseDuration: (phase, seconds) => metrics.phaseDuration(phase, seconds) });
+  metrics.addTimelines(bootTimelines);
+  const bootPath: BootPathEvents = {
+    now: clock,
+    served(reply) {
+      bootTimelines.httpServed(reply);
+      metrics.bootServed(reply);
+    },
+    scriptServed: (mac, from, problem) => bootTimelines.scriptServed(mac, from, problem),
+  };
+  // The head's SSH key pair, made at first start (<data-dir>/ssh/, private key 0600; docs/security.md).
+  const headKey = ensureHeadKey(dataDir, config.server.name);
+  // Spec 004's localnodes' `pingable`, re-checked in the background (docs/registries.md).
+  const localnodeProbe = new LocalnodeProbe(model.objects(localnodeClass), log);
+  localnodeProbe.start();
+  const context: ApiContext = { config, store, model, power, consoles, git, tokens, loginThrottle: new LoginThrottle(clock), localLogin, log, recentLog, clock, bootTimelines, headKey };
+  const bootContext: BootContext = { model, config, log, bootPath };
   const plain = { errorStatuses: DOMAIN_ERROR_STATUSES, log };
-  const api = mount(API_PREFIX, buildApiRouter(), context, apiHooks(log));
+  const api = metrics.countRequests(mount(API_PREFIX, buildApiRouter(), context, apiHooks(log)));
   const http = new HttpServer({
     mounts: [mount(BOOT_PREFIX, buildBootRouter(), bootContext, plain), mount(METRICS_PREFIX, buildMetricsRouter(metrics), undefined, plain), api],
     maxBodyBytes: config.http.max_body_bytes,
@@ -102,21 +133,25 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   http.webSocket(`${API_PREFIX}/node/:id/console`, consoleWebSocket(context));
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServer | undefined;
+  let dns: DnsServer | undefined;
   let httpPort: number;
   try {
     httpPort = await http.listen(config.server.bind, config.http.port);
     log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');
-    tftp = startTftpServer(config, model.chunks, log);
+    tftp = startTftpServer(config, model.chunks, log, bootTimelines);
     if (ipxeImportDir !== undefined) await importIpxeBinaries(model.chunks, log, ipxeImportDir);
     const missing = missingIpxeBinaries(model.chunks);
     if (missing.length > 0) log.warn({ missing }, 'iPXE binaries missing: firmware that needs them cannot boot (Debian\'s ipxe package gives BIOS and x86-64 UEFI; docs/boot-policy.md)');
-    dhcp = startDhcpServer(config, model, httpPort, log);
-    metrics.tftp = tftp.stats.bind(tftp);
-    if (dhcp) metrics.dhcp = dhcp.stats.bind(dhcp);
+    dns = startDnsServer(config, store, log);
+    dhcp = startDhcpServer(config, model, httpPort, log, bootTimelines);
+    metrics.addTftp(tftp.stats.bind(tftp));
+    if (dhcp) metrics.addDhcp(dhcp.stats.bind(dhcp));
   } catch (error) {
+    await dns?.close();
     await tftp?.close();
     http.close();
     await localLogin.close();
+    await localnodeProbe.close();
     await git.close();
     await consoles.close();
     await power.close();
@@ -132,12 +167,16 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     tftp,
     tftpPort: tftp.address().port,
     dhcp,
+    dns,
+    bootTimelines,
     initialPassword,
     async close() {
       await dhcp?.close();
+      await dns?.close();
       http.close();
       await tftp.close();
       await localLogin.close();
+      await localnodeProbe.close();
       await git.close();
       await consoles.close();
       await power.close();

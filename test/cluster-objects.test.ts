@@ -161,12 +161,15 @@ test('cluster endpoints: settings, summary, hosts, sshkeys, cabundle, license, u
   t.false('cluster_name' in (await ok('GET', '/cluster')));
 
   const summary = await ok('GET', '/cluster/summary');
-  t.deepEqual(Object.keys(summary).sort(), ['admins', 'attribs', 'dyngroups', 'hostnames', 'namingpools', 'nets', 'nodes']);
+  t.deepEqual(Object.keys(summary).sort(), ['admins', 'attribs', 'bootconfigs', 'distros', 'dyngroups', 'gitrepos', 'hostnames', 'images', 'kickstarts', 'localnodes',
+    'mainscripts', 'namingpools', 'nets', 'nodes', 'postbootscripts', 'prebootscripts', 'repos', 'sshkeys', 'subscripts']);
   t.is(summary.nodes.length, 1);
   t.is(summary.admins.length, 1);
 
   await ok('POST', '/admins', { name: 'keyed', keys: ['ssh-ed25519 AAAA one', 'ssh-ed25519 AAAA two'] });
-  t.deepEqual(await h.call('GET', '/cluster/sshkeys').then((r) => r.json.data), { keys: ['ssh-ed25519 AAAA one', 'ssh-ed25519 AAAA two'] });
+  // Every admin's keys, then the head's own (docs/registries.md).
+  const headKey = ((await ok('GET', '/cluster')) as { heads: { ssh_public: string }[] }).heads[0]!.ssh_public;
+  t.deepEqual(await h.call('GET', '/cluster/sshkeys').then((r) => r.json.data), { keys: ['ssh-ed25519 AAAA one', 'ssh-ed25519 AAAA two', headKey] });
   t.deepEqual((await h.call('GET', '/cluster/cabundle')).json.data, { certificates: [], pem: '' });
   t.deepEqual((await h.call('GET', '/cluster/hosts')).json.data, {}, 'public; the node has no network, so no address');
   t.like(await ok('GET', '/cluster/license'), { product: 'keel', nodes: 1, licensed_nodes: null });

@@ -33,6 +33,8 @@ test('defaults without root: unprivileged ports and ./var', (t) => {
       max_transfers: 4096, max_transfers_per_source: 64,
     },
     dhcp: { interfaces: [] },
+    dns: { enabled: false, port: 1053, bind: '0.0.0.0', domain: 'cluster.local', upstreams: [], ttl: 60 },
+    boot: { assets_dir: null },
     console: { device_patterns: ['/dev/ttyS*', '/dev/ttyUSB*'] },
     log: { level: 'info', format: 'auto' },
   });
@@ -51,6 +53,9 @@ test('defaults as root: standard ports and /var/lib/keel', (t) => {
   t.is(config.server.data_dir, '/var/lib/keel');
   t.is(config.http.port, 80);
   t.is(config.tftp.port, 69);
+  t.is(config.dns.port, 53);
+  t.is(config.boot.assets_dir, '/usr/share/keel/assets');
+  t.is(load({ isRoot: true, env: { KEEL_BOOT_ASSETS_DIR: '' } }).boot.assets_dir, null, 'an empty variable unsets it');
 });
 
 test('the result is frozen', (t) => {
@@ -149,6 +154,10 @@ const badValues: [string, string, string, string][] = [
   ['dhcp.interfaces', '["eth0", "has space"]', 'eth0,has space', 'must be a list of interface names'],
   ['dhcp.interfaces', '["a/b"]', 'a/b', 'must be a list of interface names'],
   ['dhcp.interfaces', '["sixteen-chars-xx"]', 'sixteen-chars-xx', 'must be a list of interface names'],
+  ['dns.enabled', '"yes"', 'yes', 'must be true or false'],
+  ['dns.upstreams', '["10.0.0.1:99999"]', '10.0.0.1:99999', 'must be a list of IPv4 addresses, each optionally with :port'],
+  ['dns.upstreams', '["dns.example"]', 'dns.example', 'must be a list of IPv4 addresses, each optionally with :port'],
+  ['dns.domain', '"-bad.example"', '-bad.example', 'must be a DNS domain name'],
   ['log.level', '"verbose"', 'verbose', 'must be one of "trace", "debug", "info", "warn", "error", "fatal"'],
   ['log.format', '"xml"', 'xml', 'must be one of "auto", "json", "pretty"'],
 ];
@@ -268,7 +277,7 @@ test('docs/config.md holds the table rendered from CONFIG_SCHEMA', (t) => {
 test('docs/config.md lists every key with its default and variable', (t) => {
   const rows = docs.split('\n').filter((line) => line.startsWith('| `'));
   const keys = Object.entries(CONFIG_SCHEMA).flatMap(([section, keys]) => Object.keys(keys).map((k) => `${section}.${k}`));
-  t.is(rows.length, keys.length + 2); // + the two non-config variables
+  t.is(rows.length, keys.length + 3); // + the three non-config variables
   for (const key of keys) {
     const row = rows.find((r) => r.startsWith(`| \`${key}\` |`));
     t.truthy(row, `${key} missing from docs/config.md`);

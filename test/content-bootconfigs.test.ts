@@ -14,13 +14,19 @@ async function setup(t: Parameters<typeof startTestHead>[0]) {
   return { h, token, call, boot };
 }
 
-test('fields, boot_style, image by name stored as uid, frozen', async (t) => {
-  const { call } = await setup(t);
+test('fields, boot_style, image by name stored as uid and shown by name, frozen', async (t) => {
+  const { h, call } = await setup(t);
   const image = (await call('POST', '/images', { name: 'DefaultImage' })).json.data as string;
   const created = await call('POST', '/bootconfigs', { name: 'NewBoot', image: 'DefaultImage', cmdline: 'quiet', kickstart: 'ks.cfg' });
   t.is(created.status, 200);
   const record = (await call('GET', '/bootconfig/NewBoot')).json.data as Record<string, unknown>;
-  t.is(record.image, image);
+  t.is(record.image, 'DefaultImage');
+  t.is(h.head.model.bootConfigs.collection.get(created.json.data as string)!.image, image, 'stored as the uid');
+  // Accepted by uid as well; a rename of the image shows at once and the link holds.
+  t.is((await call('PATCH', '/bootconfig/NewBoot', { image })).status, 200);
+  t.is((await call('PATCH', `/image/${image}`, { name: 'Renamed' })).status, 200);
+  t.is(((await call('GET', '/bootconfig/NewBoot')).json.data as Record<string, unknown>).image, 'Renamed');
+  t.is((await call('PATCH', `/image/${image}`, { name: 'DefaultImage' })).status, 200);
   t.is(record.boot_style, 'rwram');
   t.is(record.cmdline, 'quiet');
   const badStyle = await call('PATCH', '/bootconfig/NewBoot', { boot_style: 'floppy' });

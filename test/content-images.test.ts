@@ -48,8 +48,10 @@ test('upload with a matching checksum, download, stat, info, HEAD', async (t) =>
   t.is(head.body.length, 0);
 
   // The record shows its content's facts.
-  const record = (await call('GET', '/image/img1')).json.data as { content: { size: number; fmt: string } };
-  t.is(record.content.size, SIZE);
+  // The record shows its content's facts under the detected format (spec 001's shape).
+  const record = (await call('GET', '/image/img1')).json.data as { content: Record<string, { size: number; chksum: string; filename: string; uid: string }> };
+  t.deepEqual(Object.keys(record.content), ['raw']);
+  t.like(record.content.raw, { size: SIZE, chksum: info.chksum as string, filename: `image/${uid}/content`, uid: expected.slice(0, 32) });
 
   // ?sha256= works too, and sha1.
   const sha1 = (info.chksum as string).slice(5);
@@ -146,14 +148,19 @@ test('frozen images refuse changes to the record and its content until unfrozen'
   t.is((await call('DELETE', '/image/img')).status, 200);
 });
 
-test('parent and distro are accepted by name and stored as uids; unknown ones are 400s', async (t) => {
-  const { call } = await setup(t);
+test('parent and distro are accepted by name and stored as uids (distro shown by name); unknown ones are 400s', async (t) => {
+  const { h, call } = await setup(t);
   const base = await createImage(call, 'base');
   const distro = (await call('POST', '/distros', { name: 'rocky9', release: '9.4' })).json.data as string;
   const child = await createImage(call, 'child', { parent: 'base', distro: 'rocky9' });
   const record = (await call('GET', `/image/${child}`)).json.data as Record<string, unknown>;
   t.is(record.parent, base);
-  t.is(record.distro, distro);
+  t.is(record.distro, 'rocky9');
+  t.is(h.head.model.objectsNamed('image').collection.get(child)!.distro, distro, 'stored as the uid');
+  // A rename of the distro shows at once (the image's cached view is dropped), the link holds.
+  t.is((await call('PATCH', '/distro/rocky9', { name: 'rocky9.4' })).status, 200);
+  t.is(((await call('GET', `/image/${child}`)).json.data as Record<string, unknown>).distro, 'rocky9.4');
+  t.is(((await call('GET', '/image/base')).json.data as Record<string, unknown>).parent, null, 'parent: null when unset');
   const bad = await call('POST', '/images', { name: 'x', parent: 'nope' });
   t.is(bad.status, 400);
   t.is(bad.json.reason, "Field 'parent': no image found for ID=nope");

@@ -2,59 +2,15 @@
 // survives the kill; one cut by the kill leaves the previous content whole, and the chunks it had
 // written are reported by /head/files/unused after the restart and freed by its DELETE.
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { rawRequest, sha256, upload } from './helpers/http-raw.js';
 import { seededBytes, seededSha256 } from './helpers/seeded-bytes.js';
-import { freePort } from './helpers/free-port.js';
+import { serveKeel, type ServedKeel } from './helpers/keel-serve.js';
 
 const MiB = 1024 * 1024;
-const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-const PASSWORD = 'kill-test-password';
-
-interface Running {
-  child: ChildProcess;
-  api: string;
-  token: string;
-  call(method: string, path: string, body?: unknown): Promise<{ status: number; json: { success: boolean; data?: unknown; reason?: string } }>;
-  killed(): Promise<void>;
-}
-
-async function serve(t: import('ava').ExecutionContext, dataDir: string): Promise<Running> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--data-dir', dataDir, '--bind', '127.0.0.1', '--http-port', String(port), '--tftp-port', String(port)], {
-    env: { ...process.env, KEEL_ADMIN_PASSWORD: PASSWORD },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const deadline = Date.now() + 30_000;
-  while (!output.includes('API listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (!output.includes('API listening')) throw new Error(`keel serve did not start:\n${output}`);
-  const api = `http://127.0.0.1:${port}/api/v1`;
-  const login = await fetch(`${api}/login`, { method: 'POST', body: JSON.stringify({ user: 'admin', pass: PASSWORD }) });
-  const token = ((await login.json()) as { data: { token: { access_token: string } } }).data.token.access_token;
-  return {
-    child, api, token,
-    async call(method, path, body) {
-      const res = await fetch(`${api}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-      return { status: res.status, json: (await res.json()) as { success: boolean; data?: unknown; reason?: string } };
-    },
-    async killed() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
 
 /** Starts a PUT of `size` declared bytes and sends only `sent` of them; resolves once they are written. */
 async function partialUpload(url: string, token: string, seed: number, size: number, sent: number): Promise<void> {
@@ -63,29 +19,29 @@ async function partialUpload(url: string, token: string, seed: number, size: num
   for await (const piece of seededBytes(seed, sent)) if (!req.write(piece)) await new Promise((r) => req.once('drain', r));
 }
 
-const contentSha = async (keel: Running, image: string) =>
+const contentSha = async (keel: ServedKeel, image: string) =>
   sha256((await rawRequest(`${keel.api}/image/${image}/content`, { headers: { authorization: `Bearer ${keel.token}` } })).body);
 
 test('kill -9 after an answered upload keeps it; kill -9 mid-upload keeps the old content and GC frees the rest', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), `keel-kill-${process.pid}-`));
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
 
-  let keel = await serve(t, dataDir);
+  let keel = await serveKeel(t, dataDir);
   t.is((await keel.call('POST', '/images', { name: 'img' })).status, 200);
   const first = await upload(`${keel.api}/image/img/content`, keel.token, 1, 3 * MiB + 7);
   t.is(first.status, 200, JSON.stringify(first.json));
-  await keel.killed(); // right after the 200
+  await keel.kill(); // right after the 200
 
-  keel = await serve(t, dataDir);
+  keel = await serveKeel(t, dataDir);
   t.is(await contentSha(keel, 'img'), await seededSha256(1, 3 * MiB + 7), 'the answered upload survived kill -9');
 
   // 6 of 16 MiB sent, then the server is killed while the client is still sending.
   await partialUpload(`${keel.api}/image/img/content`, keel.token, 2, 16 * MiB, 6 * MiB);
   // Until its chunks are on disk the kill would test nothing: wait for the server to have read them.
   await new Promise((r) => setTimeout(r, 500));
-  await keel.killed();
+  await keel.kill();
 
-  keel = await serve(t, dataDir);
+  keel = await serveKeel(t, dataDir);
   t.is(await contentSha(keel, 'img'), await seededSha256(1, 3 * MiB + 7), 'the interrupted upload left the old content');
   const unused = (await keel.call('GET', '/head/files/unused')).json.data as { count: number; bytes: number };
   t.true(unused.count >= 1 && unused.count <= 6, `chunks of the cut upload left for GC: ${JSON.stringify(unused)}`);
@@ -96,5 +52,5 @@ test('kill -9 after an answered upload keeps it; kill -9 mid-upload keeps the ol
   t.is(await contentSha(keel, 'img'), await seededSha256(1, 3 * MiB + 7), 'GC kept the live content');
   const info = (await keel.call('GET', '/image/img/content/info')).json.data as { size: number };
   t.is(info.size, 3 * MiB + 7);
-  await keel.killed();
+  await keel.kill();
 });

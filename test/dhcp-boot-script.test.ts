@@ -77,6 +77,43 @@ test('rwram without an image is a retry; next and sanboot need no files', async 
   t.is((await h.call('GET', '/bootconfig/ram2/errors', { token })).json.reason, 'Boot config ram2: boot_style rwram needs an image with content');
 });
 
+test('rwram and roram: dracut\'s root=live: line plus keel\'s own parameters for keel\'s initramfs and node agent', async (t) => {
+  const h = await startTestHead(t);
+  const { access_token: token } = await h.login();
+  const image = (await h.call('POST', '/images', { token, body: { name: 'root' } })).json.data as string;
+  const put = await fetch(`${h.base}/image/${image}/content`, { method: 'PUT', headers: { authorization: `Bearer ${token}` }, body: new Uint8Array(Buffer.from('hsqs image bytes')) });
+  t.is(put.status, 200);
+  const rw = (await h.call('POST', '/bootconfigs', { token, body: { name: 'rw', boot_style: 'rwram', image: 'root', cmdline: 'console=ttyS0,115200' } })).json.data as string;
+  const ro = (await h.call('POST', '/bootconfigs', { token, body: { name: 'ro', boot_style: 'roram', image: 'root' } })).json.data as string;
+  for (const uid of [rw, ro]) {
+    await upload(h, token, uid, 'kernel', Buffer.from('k'));
+    await upload(h, token, uid, 'initramfs', Buffer.from('i'));
+  }
+  t.is((await h.call('PATCH', '/cluster', { token, body: { status_period: 15 } })).status, 200);
+  await h.call('POST', '/nodes', { token, body: { mac: '02:00:00:00:00:21', attributes: { _boot_config: 'rw' } } });
+  await h.call('POST', '/nodes', { token, body: { mac: '02:00:00:00:00:22', attributes: { _boot_config: 'ro', _image_fetch: 'whole' } } });
+  const node3 = (await h.call('POST', '/nodes', { token, body: { mac: '02:00:00:00:00:23', attributes: { _boot_config: 'ro', _image_fetch: 'torrent' } } })).json.data as string;
+  const head = h.base.replace('/api/v1', '');
+  const kernelLine = (text: string) => text.split('\n').find((line) => line.startsWith('kernel ')) ?? text;
+
+  t.is(kernelLine((await script(h, '02:00:00:00:00:21')).text), `kernel ${head}/boot/bootconfig/${rw}/kernel initrd=initrd.img console=ttyS0,115200 `
+    + `root=live:${head}/boot/bootconfig/${rw}/image rd.live.ram=1 rd.live.overlay.overlayfs=1 `
+    + `keel.image=${head}/boot/image/${image} keel.root=rwram keel.fetch=chunks `
+    + `keel.boot_config=${rw} keel.api=${head}/api/v1 keel.status_period=15 BOOTIF=01-02-00-00-00-00-21`, 'chunks by default');
+  t.is(kernelLine((await script(h, '02:00:00:00:00:22')).text), `kernel ${head}/boot/bootconfig/${ro}/kernel initrd=initrd.img `
+    + `root=live:${head}/boot/bootconfig/${ro}/image rd.live.ram=1 rd.live.overlay.readonly=1 `
+    + `keel.image=${head}/boot/image/${image} keel.root=roram keel.fetch=whole `
+    + `keel.boot_config=${ro} keel.api=${head}/api/v1 keel.status_period=15 BOOTIF=01-02-00-00-00-00-22`, '_image_fetch chooses');
+  t.regex((await script(h, '02:00:00:00:00:23')).text, /echo keel: node n2: attribute _image_fetch is "torrent": expected one of chunks, whole\n/);
+  // The image URL on the line serves the image, and its manifest the chunk list keel-fetch reads.
+  t.is(await (await fetch(`${head}/boot/image/${image}`)).text(), 'hsqs image bytes');
+  const manifest = (await (await fetch(`${head}/boot/image/${image}/manifest`)).json()) as { size: number; chunks: string[] };
+  t.like(manifest, { size: 16 });
+  t.is(manifest.chunks.length, 1);
+  await h.call('PATCH', `/node/${node3}/attributes`, { token, body: { _image_fetch: 'chunks' } });
+  t.regex(kernelLine((await script(h, '02:00:00:00:00:23')).text), / keel\.fetch=chunks /);
+});
+
 test('Debian iPXE binaries are imported once as tftp/<name> and served at /boot/firmware/<name>', async (t) => {
   const h = await startTestHead(t);
   const { access_token: token } = await h.login();

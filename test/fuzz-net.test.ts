@@ -4,7 +4,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { FUZZ_TARGETS } from './fuzz/targets.js';
 
-const RUNS = { 'dhcp-codec': 5000, 'dhcp-handlers': 3000, 'tftp-request': 5000, 'tftp-transfer': 500 } as const;
+const RUNS = { 'dhcp-codec': 5000, 'dhcp-handlers': 3000, 'dns-handler': 5000, 'tftp-request': 5000, 'tftp-transfer': 500 } as const;
 
 for (const [name, property] of Object.entries(FUZZ_TARGETS)) {
   test(`fuzz ${name}: ${RUNS[name as keyof typeof RUNS]} inputs, no throw, no broken invariant`, (t) => {

@@ -38,7 +38,7 @@ test('status, on, off, cycle, reset, soft through the API act on the BMC', async
   const s = await setup(t);
   const node = await addNode(s, '52:54:00:00:10:01', simAttrs(s.sim));
   const state = async () => (await s.h.call('GET', `/node/${node}/power_state`, { token: s.token })).json.data;
-  const put = (body: unknown) => s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body });
+  const put = (body: unknown) => s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body });
 
   t.is(await state(), 'off');
   let res = await put({ state: 'power on' });
@@ -78,14 +78,14 @@ test('power off without force: graceful shutdown, then hard off when the OS igno
   const node = await addNode(s, '52:54:00:00:10:02', { ...simAttrs(s.sim), power_soft_wait_s: '2' });
   s.sim.ignoreSoft();
   const started = Date.now();
-  let res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { state: 'power off' } });
+  let res = await s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { state: 'power off' } });
   t.is(res.status, 200, JSON.stringify(res.json));
   t.deepEqual(res.json.data, { state: 'off', outcome: 'done' });
   t.deepEqual(simLog(s.sim).slice(-2), ['shutdown 1', 'power 0']);
   t.true(Date.now() - started >= 2000, 'waited power_soft_wait_s for the graceful shutdown');
 
   s.sim.setPower(true);
-  res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { steps: ['soft', 'wait 1', 'off'] } });
+  res = await s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { steps: ['soft', 'wait 1', 'off'] } });
   t.deepEqual(res.json.data, { state: 'off', outcome: 'done' });
   t.deepEqual(simLog(s.sim).slice(-2), ['shutdown 1', 'power 0']);
 
@@ -94,14 +94,14 @@ test('power off without force: graceful shutdown, then hard off when the OS igno
   s.sim.setPower(true);
   const { rmSync } = await import('node:fs');
   rmSync(join(s.sim.dir, 'ignore-soft'));
-  res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { state: 'power off' } });
+  res = await s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { state: 'power off' } });
   t.deepEqual(res.json.data, { state: 'off', outcome: 'done' });
   t.is(simLog(s.sim).at(-1), 'shutdown 1');
 
   // Steps that end in a wait the node does not satisfy: reported as a failure with the reason.
   s.sim.setPower(true);
   s.sim.ignoreSoft();
-  res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { steps: ['soft', 'wait 1'] } });
+  res = await s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { steps: ['soft', 'wait 1'] } });
   t.is(res.status, 502);
   t.regex(res.json.reason!, /still not off/);
 });

@@ -37,7 +37,7 @@ const httpUri = (bmc: RedfishBmc, path = '') => `redfish+http://<rf_user>:<rf_pa
 test('on, off, cycle, soft and steps via ComputerSystem.Reset with the allowed reset types; one session, deleted on close', async (t) => {
   const s = await setup(t);
   const node = await addNode(s, httpUri(s.bmc));
-  const put = (body: unknown) => s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body });
+  const put = (body: unknown) => s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body });
   const state = async () => (await s.h.call('GET', `/node/${node}/power_state`, { token: s.token })).json.data;
 
   t.is(await state(), 'on', 'the mockup system is on');
@@ -158,7 +158,7 @@ test('power actions a BMC applies late: the answer waits for the state, or says 
   const s = await setup(t);
   s.bmc.faults.actionDelayMs = 1500;
   const node = await addNode(s, httpUri(s.bmc));
-  const put = (id: string, body: unknown) => s.h.call('PUT', `/node/${id}/power_state`, { token: s.token, body });
+  const put = (id: string, body: unknown) => s.h.call('PUT', `/node/${id}/power_state?detail=1`, { token: s.token, body });
   let started = Date.now();
   t.deepEqual((await put(node, { state: 'power off', force: true })).json.data, { state: 'off', outcome: 'done' });
   t.true(Date.now() - started >= 1400, 'waited for the BMC to apply the action');
@@ -193,7 +193,7 @@ test('a wait step reports the last error it saw, not "still not on"', async (t) 
   s.bmc.system().PowerState = 'Off';
   s.bmc.faults.actionDelayMs = 60_000;
   const node = await addNode(s, httpUri(s.bmc), { redfish_timeout_ms: '500' });
-  const pending = s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { steps: ['on', 'wait 4'] } });
+  const pending = s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { steps: ['on', 'wait 4'] } });
   await new Promise((resolve) => setTimeout(resolve, 1000));
   await s.bmc.close();
   const res = await pending;
@@ -215,12 +215,12 @@ test('one rule for errors: a node without a BMC is 400 on every route; a failing
   s.bmc.faults.extendedInfo = true;
   const node = await addNode(s, httpUri(s.bmc));
   s.bmc.faults.errors5xx = 2;
-  let res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { state: 'power off', force: true } });
+  let res = await s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { state: 'power off', force: true } });
   t.is(res.status, 502);
   t.is(res.json.reason, `BMC ${s.bmc.url}: off: GET /redfish/v1/Systems: HTTP 503: A general error has occurred. See ExtendedInfo for more information. (service temporarily unavailable See the BMC documentation.)`);
   s.bmc.faults.errors5xx = 0;
   s.bmc.faults.refuseGraceful = true;
-  res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { state: 'power soft' } });
+  res = await s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { state: 'power soft' } });
   t.is(res.status, 502);
   t.regex(res.json.reason!, /^BMC http:\/\/127\.0\.0\.1:\d+: soft: Reset GracefulShutdown: HTTP 400: .*The operating system did not accept the graceful shutdown request\./);
   s.bmc.faults.errors5xx = 1;
@@ -294,7 +294,7 @@ test('a hung BMC costs one timeout: PUT and GET answer within redfish_timeout_ms
   const s = await setup(t, undefined, { hang: true });
   const node = await addNode(s, httpUri(s.bmc), { redfish_timeout_ms: '1000' });
   let started = Date.now();
-  const res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { state: 'power on' } });
+  const res = await s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { state: 'power on' } });
   const putMs = Date.now() - started;
   t.true(putMs < 1800, `PUT took ${putMs} ms`);
   t.is(res.status, 502);
@@ -308,7 +308,7 @@ test('a refused graceful shutdown falls back to the forced off at once', async (
   const s = await setup(t, undefined, { refuseGraceful: true, extendedInfo: true });
   const node = await addNode(s, httpUri(s.bmc), { power_soft_wait_s: '20' });
   const started = Date.now();
-  const res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { state: 'power off' } });
+  const res = await s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { state: 'power off' } });
   t.is(res.status, 200, JSON.stringify(res.json));
   t.like(res.json.data, { state: 'off', outcome: 'done' });
   t.regex((res.json.data as { reason: string }).reason, /^soft refused \(Reset GracefulShutdown: HTTP 400: .*\(The operating system did not accept the graceful shutdown request\. See the BMC documentation\.\)\), fell back to the next steps$/);
@@ -319,10 +319,10 @@ test('a refused graceful shutdown falls back to the forced off at once', async (
 test('reset types listed only in an ActionInfo are honoured', async (t) => {
   const s = await setup(t, undefined, { resetActionInfo: ['On', 'ForceOff', 'PowerCycle'] });
   const node = await addNode(s, httpUri(s.bmc));
-  let res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { state: 'power reset' } });
+  let res = await s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { state: 'power reset' } });
   t.is(res.status, 200, JSON.stringify(res.json));
   t.deepEqual(s.bmc.resets, ['PowerCycle'], 'ForceRestart, the first choice, is not allowed');
-  res = await s.h.call('PUT', `/node/${node}/power_state`, { token: s.token, body: { state: 'power soft' } });
+  res = await s.h.call('PUT', `/node/${node}/power_state?detail=1`, { token: s.token, body: { state: 'power soft' } });
   t.is(res.status, 502);
   t.regex(res.json.reason!, /system allows no reset type for 'soft' \(wanted one of GracefulShutdown, PushPowerButton; allows On, ForceOff, PowerCycle\)/);
 });

@@ -19,7 +19,7 @@
 //   [--sections proxy,authoritative] [--proxy-rates 5000,20000] [--dora-rates 5000] [--nodes 10000] [--servers keel,dnsmasq]
 //   [--cpu-prof DIR (V8 CPU profile of each keel run)] [--keel-binary dist/keel]
 // Needs: kea-admin (perfdhcp), dnsmasq-base, tcpdump, iproute2.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,7 @@ import { nodes } from '../../src/model/cluster.js';
 import { LeaseStore } from '../../src/store/leases.js';
 import { Store } from '../../src/store/store.js';
 import { prepareCluster } from '../../test/dhcp/keel-in-netns.js';
+import { BenchProcesses, waitFor, type Started } from '../processes.js';
 import { exchanges, percentile, type Exchange } from './pcap.js';
 
 const { values } = parseArgs({
@@ -71,10 +72,10 @@ type Section = 'proxy' | 'authoritative';
 const SERVER_NS = `kbd-${process.pid}-s`;
 const CLIENT_NS = `kbd-${process.pid}-c`;
 const work = mkdtempSync(join(tmpdir(), 'keel-bench-dhcp-'));
-const children = new Set<ChildProcess>();
+const processes = new BenchProcesses();
 
 function cleanup(): void {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  processes.killAll();
   for (const ns of [SERVER_NS, CLIENT_NS]) {
     try {
       execFileSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
@@ -97,41 +98,12 @@ ip('-n', CLIENT_NS, 'addr', 'add', '10.68.0.2/16', 'dev', 'cli0');
 ip('-n', SERVER_NS, 'link', 'set', 'srv0', 'up');
 ip('-n', CLIENT_NS, 'link', 'set', 'cli0', 'up');
 
-interface Started {
-  child: ChildProcess;
-  exited: Promise<void>;
-  output: () => string;
-}
-
 /** `ip netns exec NS taskset -c CPU command…`: each execs the next, so the pid is the command's. */
 function start(ns: string, onCpu: string, command: string, args: string[], env?: NodeJS.ProcessEnv): Started {
-  const child = spawn('ip', ['netns', 'exec', ns, 'taskset', '-c', onCpu, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
-  children.add(child);
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-20_000);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.on('exit', () => {
-    children.delete(child);
-    resolve();
-  }));
-  return { child, exited, output: () => output };
+  return processes.start(['ip', 'netns', 'exec', ns, 'taskset', '-c', onCpu, command, ...args], 20_000, env);
 }
 
-async function stop(started: Started, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (started.child.exitCode === null && started.child.signalCode === null) started.child.kill(signal);
-  await started.exited;
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const stop = (started: Started, signal?: NodeJS.Signals) => processes.stop(started, signal);
 
 /** utime + stime of all the process's threads, seconds. */
 function cpuSeconds(pid: number): number {

@@ -1,12 +1,14 @@
 // Everything a route handler may use, passed explicitly: made once by the composition root
 // (src/serve.ts) and handed to every API route.
 import type { Logger } from 'pino';
+import type { BootTimelines } from '../boot/timeline.js';
 import type { KeelConfig } from '../config.js';
 import type { GitRepoService } from '../git/service.js';
 import type { RecentLog } from '../log.js';
 import type { Model } from '../model/model.js';
 import type { ConsoleService } from '../power/console-service.js';
 import type { PowerService } from '../power/service.js';
+import type { HeadKey } from '../ssh/keys.js';
 import type { Store } from '../store/store.js';
 import type { LocalLogin } from './local-login.js';
 import type { LoginThrottle } from './login-throttle.js';
@@ -29,4 +31,8 @@ export interface ApiContext {
   recentLog: RecentLog;
   /** Epoch milliseconds; tests move it. */
   clock: () => number;
+  /** Each node's last boots as DHCP, TFTP, /boot and its agent saw them (GET /node/<id>/boot, PUT /node/putstatus). */
+  bootTimelines: BootTimelines;
+  /** The head's SSH key pair (src/ssh/keys.ts): `ssh_public` of the head object, and the key PUT /node/<UID>/exec runs with. */
+  headKey: HeadKey;
 }

@@ -6,7 +6,7 @@ import { badRequest, HttpError } from '../http/errors.js';
 import { FileReply, storedContent } from '../http/file-reply.js';
 import { fileStat } from '../model/files.js';
 import type { ObjectClass } from '../model/object-store.js';
-import { ChecksumMismatch, type PutOptions } from '../store/chunks.js';
+import { ChecksumMismatch, type PutOptions, type StagedFile } from '../store/chunks.js';
 import type { ApiContext } from './context.js';
 import { actor, type Request, type Route } from './route.js';
 
@@ -39,23 +39,35 @@ function refuseMultipart(req: Request): void {
     throw new HttpError(415, `Unsupported Content-Type ${type}: send the file itself as the request body (e.g. curl -T FILE or --data-binary @FILE)`);
 }
 
-/** PUT: stream the body into the chunk store, then link it and touch the record in one transaction. */
-async function upload(ctx: ApiContext, req: Request, cls: ObjectClass, slot: string): Promise<{ size: number; mtime: number; chksum: string }> {
-  const id = req.params.id!;
-  // Refuse what can be refused before reading a possibly huge body.
+/**
+ * The checks of an upload that need no body (multipart, checksum and mtime syntax): run them, and
+ * any of the caller's own, before the body is read, so a refusal never waits for a huge file.
+ */
+export function checkUpload(req: Request): PutOptions {
   refuseMultipart(req);
-  const options = uploadOptions(req);
-  const objects = ctx.model.objects(cls);
-  const record = objects.resolve(id);
-  objects.refuseIfFrozen(record, {});
-  let staged;
+  return uploadOptions(req);
+}
+
+/** Stream the request body into the chunk store, staged (durable, not yet linked to any file id). */
+export async function stageUpload(ctx: ApiContext, req: Request, options: PutOptions): Promise<StagedFile> {
   try {
-    staged = await ctx.model.chunks.stage(req.stream!, options);
+    return await ctx.model.chunks.stage(req.stream!, options);
   } catch (err) {
     if (err instanceof ChecksumMismatch) throw badRequest(`Upload rejected, nothing stored: ${err.message}`);
     if (err instanceof BodyAborted) throw badRequest(err.message);
     throw err;
   }
+}
+
+/** PUT: stream the body into the chunk store, then link it and touch the record in one transaction. */
+async function upload(ctx: ApiContext, req: Request, cls: ObjectClass, slot: string): Promise<{ size: number; mtime: number; chksum: string }> {
+  const id = req.params.id!;
+  // Refuse what can be refused before reading a possibly huge body.
+  const options = checkUpload(req);
+  const objects = ctx.model.objects(cls);
+  const record = objects.resolve(id);
+  objects.refuseIfFrozen(record, {});
+  const staged = await stageUpload(ctx, req, options);
   try {
     await ctx.model.files(cls).attach(actor(req), record.uid, slot, staged);
   } finally {

@@ -1,7 +1,7 @@
 // iPXE binaries the boot policy hands out (src/boot/policy.ts), as content-store files `tftp/<name>`
 // (served by TFTP as `<name>` and over HTTP as /boot/firmware/<name>). At start, any that is
 // missing is imported from Debian's `ipxe` package when it is installed. The others (ARM64: Debian
-// ships none) are not imported, and no API uploads them yet (docs/boot-policy.md).
+// ships none) are uploaded through the API (PUT /tftpfile/<name>, src/api/routes/tftpfiles.ts).
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';

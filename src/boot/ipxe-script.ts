@@ -6,9 +6,11 @@ import { badRequest } from '../http/errors.js';
 import { textReply, type FileReply } from '../http/file-reply.js';
 import { normaliseMac } from '../model/address.js';
 import { bootStyleOf } from '../model/classes/bootconfig.js';
+import { mainscriptClass } from '../model/classes/registry.js';
 import { mergedAttributes } from '../model/cluster.js';
 import { Invalid } from '../model/errors.js';
 import type { Model } from '../model/model.js';
+import { clusterSettings, statusPeriod } from '../model/settings.js';
 import { fillNodeTemplate, hasControlCharacter, nodeVariables, type Quote } from './kickstart.js';
 import type { BootContext, BootRoute } from './context.js';
 
@@ -16,6 +18,10 @@ import type { BootContext, BootRoute } from './context.js';
 export const BOOT_CONFIG_ATTRIBUTE = '_boot_config';
 /** The attribute with an iSCSI root path for boot_style iscsi (an iPXE `iscsi:` URI). */
 export const ISCSI_TARGET_ATTRIBUTE = '_iscsi_target';
+/** The attribute choosing how keel's initramfs fetches the image: one of IMAGE_FETCH_MODES. */
+export const IMAGE_FETCH_ATTRIBUTE = '_image_fetch';
+/** `chunks` (the default: each chunk verified, several in flight, retried alone) or `whole` (one GET). */
+export const IMAGE_FETCH_MODES = ['chunks', 'whole'] as const;
 export const RETRY_DELAY_SECONDS = 30;
 /** The name the initramfs is loaded under; the kernel line names it with `initrd=` (EFI stub needs it). */
 const INITRD_NAME = 'initrd.img';
@@ -25,6 +31,16 @@ export interface ScriptBootConfig {
   uid: string;
   name: string;
   bootStyle: string;
+  /** The uid of its image (rwram, roram and live boot one). */
+  image?: string;
+}
+
+/** What the kernel line tells the booted system beyond the boot config: for keel's initramfs and node agent. */
+export interface BootingNic {
+  /** The MAC of the NIC that asked for the script (normalised). */
+  mac: string;
+  /** Seconds between the node agent's reports (cluster setting status_period). */
+  statusPeriod: number;
 }
 
 /** A whitespace-separated word iPXE acts on: `;`, `&&` and `||` end a command, `#` starts a comment. */
@@ -73,7 +89,7 @@ export function retryScript(reason: string, selfUrl: string, delay = RETRY_DELAY
  * already had its `<attribute>` placeholders filled in. What a boot style needs from the boot
  * config is checked before (bootConfigProblems); what it needs from the node is checked here.
  */
-export function bootScript(base: string, config: ScriptBootConfig, cmdline: string, vars: Readonly<Record<string, string>>): { script: string } | { problem: string } {
+export function bootScript(base: string, config: ScriptBootConfig, cmdline: string, vars: Readonly<Record<string, string>>, nic: BootingNic): { script: string } | { problem: string } {
   const files = `${base}/boot/bootconfig/${config.uid}`;
   const linuxBoot = (extra: string[]) => ({
     script: [
@@ -85,15 +101,23 @@ export function bootScript(base: string, config: ScriptBootConfig, cmdline: stri
       '',
     ].join('\n'),
   });
+  // For the booted system: which boot config, where the API is and how often its agent reports
+  // (docs/node-agent.md), and the NIC it booted from in the form dracut and keel's initramfs read.
+  const booted = [`keel.boot_config=${config.uid}`, `keel.api=${base}/api/v1`, `keel.status_period=${nic.statusPeriod}`, `BOOTIF=01-${nic.mac.replaceAll(':', '-')}`];
   switch (config.bootStyle) {
     case 'rwram':
-    case 'roram':
-    case 'live': {
-      // dracut's dmsquash-live: the root image over HTTP; rwram copies it to RAM with a writable
-      // overlay, roram keeps it read-only in RAM, live reads it over the network as needed.
-      const style = { rwram: ['rd.live.ram=1', 'rd.live.overlay.overlayfs=1'], roram: ['rd.live.ram=1', 'rd.live.overlay.readonly=1'], live: [] }[config.bootStyle];
-      return linuxBoot([`root=live:${files}/image`, ...style]);
+    case 'roram': {
+      const fetch = vars[IMAGE_FETCH_ATTRIBUTE] ?? IMAGE_FETCH_MODES[0];
+      if (!(IMAGE_FETCH_MODES as readonly string[]).includes(fetch)) return { problem: `attribute ${IMAGE_FETCH_ATTRIBUTE} is ${JSON.stringify(fetch)}: expected one of ${IMAGE_FETCH_MODES.join(', ')}` };
+      // dracut's dmsquash-live (RHEL-family images carry dracut): the image over HTTP into RAM;
+      // rwram with a writable overlay, roram read-only. Then keel's own initramfs's parameters
+      // (images/initramfs/init): the image at this head, the root mode, how to fetch it.
+      const dracut = config.bootStyle === 'rwram' ? ['rd.live.ram=1', 'rd.live.overlay.overlayfs=1'] : ['rd.live.ram=1', 'rd.live.overlay.readonly=1'];
+      return linuxBoot([`root=live:${files}/image`, ...dracut, `keel.image=${base}/boot/image/${config.image}`, `keel.root=${config.bootStyle}`, `keel.fetch=${fetch}`, ...booted]);
     }
+    case 'live':
+      // dracut's dmsquash-live reading the image over the network as needed.
+      return linuxBoot([`root=live:${files}/image`, ...booted]);
     case 'disked':
       // The installer fetches its kickstart rendered for the address it asks from.
       return linuxBoot([`inst.ks=${base}/api/v1/bootconfig/${config.uid}/kickstart`]);
@@ -122,6 +146,16 @@ export interface NodeScript {
   problem?: string;
 }
 
+/** `_boot_config: mainscript:<id or name>`: the node boots at a mainscript of spec 004's registry (docs/registries.md). */
+export const MAINSCRIPT_PREFIX = 'mainscript:';
+
+/** A script chaining the mainscript `id` names (served filled for the node: src/boot/registry-scripts.ts). */
+function mainscriptScript(model: Model, base: string, node: string, id: string, retry: (problem: string) => NodeScript): NodeScript {
+  const mainscript = model.objects(mainscriptClass).find(id);
+  if (!mainscript) return retry(`node ${node}: ${BOOT_CONFIG_ATTRIBUTE} names mainscript ${id}, which does not exist`);
+  return { script: ['#!ipxe', `echo keel: booting mainscript ${echoText(String(mainscript.name))}`, `chain --autofree ${base}/boot/mainscripts/${String(mainscript.id)}`, ''].join('\n') };
+}
+
 /** The iPXE script for the node with `mac` (normalised), or a retry script saying what is missing. */
 export function nodeScript(model: Model, base: string, mac: string): NodeScript {
   const selfUrl = `${base}/boot/ipxe?mac=${mac}`;
@@ -133,9 +167,10 @@ export function nodeScript(model: Model, base: string, mac: string): NodeScript 
   const vars = nodeVariables(model.store, node, model.nodes.view(node), model.credentialNames());
   const configId = mergedAttributes(model.store, node)[BOOT_CONFIG_ATTRIBUTE];
   if (configId === undefined) return retry(`node ${name} has no ${BOOT_CONFIG_ATTRIBUTE} attribute`);
+  if (configId.startsWith(MAINSCRIPT_PREFIX)) return mainscriptScript(model, base, name, configId.slice(MAINSCRIPT_PREFIX.length), retry);
   const record = model.bootConfigs.find(configId);
   if (!record) return retry(`node ${name}: ${BOOT_CONFIG_ATTRIBUTE} names boot config ${configId}, which does not exist`);
-  const config: ScriptBootConfig = { uid: record.uid, name: String(record.name), bootStyle: bootStyleOf(record) };
+  const config: ScriptBootConfig = { uid: record.uid, name: String(record.name), bootStyle: bootStyleOf(record), ...(typeof record.image === 'string' ? { image: record.image } : {}) };
   const blocking = model.bootConfigProblems(record).filter((problem) => problem.blocksBoot);
   if (blocking.length > 0) return retry(`node ${name}: boot config ${config.name}: ${blocking.map((problem) => problem.text).join('; ')}`);
   let cmdline: string;
@@ -145,7 +180,7 @@ export function nodeScript(model: Model, base: string, mac: string): NodeScript 
     if (err instanceof Invalid) return retry(`node ${name}: boot config ${config.name}: ${err.message}`);
     throw err;
   }
-  const result = bootScript(base, config, cmdline, vars);
+  const result = bootScript(base, config, cmdline, vars, { mac, statusPeriod: statusPeriod(clusterSettings(model.store)) });
   return 'script' in result ? { script: result.script } : retry(`node ${name}: ${result.problem}`);
 }
 
@@ -165,6 +200,7 @@ export const ipxeScriptRoute: BootRoute = {
     const base = `http://${host !== undefined && HOST_HEADER.test(host) ? host : `${ctx.config.server.bind}:${ctx.config.http.port}`}`;
     const { script, problem } = nodeScript(ctx.model, base, mac);
     ctx.log.info({ mac, from: req.remoteAddress, problem }, 'iPXE script served');
+    ctx.bootPath.scriptServed(mac, req.remoteAddress, problem);
     return textReply(script, 'text/plain; charset=utf-8');
   },
 };

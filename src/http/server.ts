@@ -169,7 +169,11 @@ export class HttpServer {
   constructor(private readonly options: HttpServerOptions) {
     if (options.mounts.length === 0) throw new Error('an HTTP server needs at least one mount');
     this.mounts = options.mounts;
-    this.app = loadUws().App();
+    const uws = loadUws();
+    // uWS writes a `uWebSockets: 20` header into every reply unless its loop is told to be silent
+    // (a per-loop flag of the addon, set through its `_cfg`; there is no per-reply switch).
+    uws._cfg('silent');
+    this.app = uws.App();
     this.app.any('/*', (res, req) => this.onRequest(res, req));
   }
 

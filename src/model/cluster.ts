@@ -10,7 +10,8 @@ import { DEFAULT_NAMING, parsePattern, type NamePattern } from './naming.js';
 import { MAX_NAME_LENGTH } from './object-store.js';
 import { MAX_STRING_LENGTH } from './schema.js';
 import { checkPowerSettings } from './power-settings.js';
-import { clusterSettings } from './settings.js';
+import { statusWithDerived } from './node-state.js';
+import { clusterSettings, statusPeriod } from './settings.js';
 
 export const nodes = (store: Store): Collection => store.collection('node', nodeIndexes);
 export const attribGroups = (store: Store): Collection => store.collection('attrib', attribIndexes);
@@ -104,17 +105,20 @@ export function mergedAttributes(store: Store, node: Record<string, unknown>): R
 }
 
 /**
- * Every node as the selector language sees it (merged attributes, hardware, status), for
- * dynamic groups and any API that takes a selector. Groups are read once for all nodes.
+ * Every node as the selector language sees it (merged attributes, hardware, status with what keel
+ * derives — `state`, `last_report` — at the store's clock now), for dynamic groups and any API
+ * that takes a selector. Groups are read once for all nodes.
  */
 export function selectorSubjects(store: Store): { uid: string; attributes: Record<string, string>; hardware: Record<string, unknown>; status: Record<string, unknown> }[] {
+  const now = store.now();
+  const period = statusPeriod(clusterSettings(store));
   const groupAttributes = new Map<string, Record<string, string>>();
   for (const group of attribGroups(store).list()) groupAttributes.set(group.uid, (group.attributes as Record<string, string> | undefined) ?? {});
   return nodes(store).list().map((node) => {
     const attributes: Record<string, string> = {};
     for (const uid of effectiveGroups(store, node)) Object.assign(attributes, groupAttributes.get(uid));
     Object.assign(attributes, node.attributes);
-    return { uid: node.uid, attributes, hardware: (node.hardware as Record<string, unknown> | undefined) ?? {}, status: (node.status as Record<string, unknown> | undefined) ?? {} };
+    return { uid: node.uid, attributes, hardware: (node.hardware as Record<string, unknown> | undefined) ?? {}, status: statusWithDerived(node, now, period) };
   });
 }
 

@@ -34,6 +34,9 @@ const SIGNATURES: readonly Signature[] = [
   sig('elf', 0, '\x7fELF'),
 ];
 
+/** Every `fmt` detectFormat can answer, in the order checked (GET /cluster lists them). */
+export const FORMAT_NAMES: readonly string[] = [...new Set(SIGNATURES.map((s) => s.fmt)), 'empty', 'raw'];
+
 export function detectFormat(head: Buffer): string {
   if (head.length === 0) return 'empty';
   for (const { fmt, offset, magic } of SIGNATURES) {

@@ -1,5 +1,7 @@
 // Kickstart files: plain files in `<data-dir>/kickstarts/` (an admin may copy files there, or use
-// the upload API), named by boot configs. A boot config may instead name a file in a gitrepo,
+// the upload API), named by boot configs. The kickstart registry (spec 004's `/kickstarts`,
+// classes/registry.ts) holds kickstarts too: a name is looked up there first, then here
+// (docs/registries.md, "Kickstarts"). A boot config may instead name a file in a gitrepo,
 // `git:<repo>/<path>[@<ref>]` (classes/gitrepo.ts; read by src/git). Rendering one for a node is
 // src/boot/kickstart.ts.
 import { statSync } from 'node:fs';
@@ -20,6 +22,8 @@ export class KickstartFiles {
     dataDir: string,
     /** Whether a gitrepo of this name exists, for kickstarts named by `git:` source. */
     private readonly gitRepoExists: (name: string) => boolean = () => false,
+    /** The kickstart registry's object of this name, if any: it wins over a file of the same name. */
+    private readonly registered: (name: string) => { text: string; mtime: number } | undefined = () => undefined,
   ) {
     this.dir = join(resolve(dataDir), KICKSTART_DIR);
   }
@@ -31,6 +35,8 @@ export class KickstartFiles {
   }
 
   async read(name: string): Promise<{ text: string; mtime: number }> {
+    const registered = this.registered(name);
+    if (registered) return registered;
     const path = this.path(name);
     try {
       const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
@@ -49,6 +55,7 @@ export class KickstartFiles {
   exists(name: string): boolean {
     const source = parseGitSource(name);
     if (source) return !('problem' in source) && this.gitRepoExists(source.repo);
+    if (this.registered(name)) return true;
     try {
       return statSync(this.path(name)).isFile();
     } catch {
@@ -67,7 +74,7 @@ export class KickstartFiles {
 
   async remove(name: string): Promise<void> {
     const path = this.path(name);
-    if (!this.exists(name)) throw new NotFound(`No kickstart file named ${name}`);
+    if (!statSync(path, { throwIfNoEntry: false })?.isFile()) throw new NotFound(`No kickstart file named ${name}`);
     await rm(path);
   }
 

@@ -16,6 +16,8 @@ import { imageClass } from './classes/image.js';
 import { namingPoolClass } from './classes/namingpool.js';
 import { networkClass } from './classes/network.js';
 import { nodeClass } from './classes/node.js';
+import { localnodeClass } from './classes/localnode.js';
+import { kickstartClass, REGISTRY_CLASSES } from './classes/registry.js';
 import { repoClass } from './classes/repo.js';
 import { KickstartFiles } from './kickstarts.js';
 import { ObjectStore, type Catalog, type ObjectClass } from './object-store.js';
@@ -24,7 +26,7 @@ import { clusterCredentialNames } from './power-uri.js';
 /** Every object class keel stores. */
 export const OBJECT_CLASSES: readonly ObjectClass[] = [
   adminClass, nodeClass, attribClass, namingPoolClass, networkClass, hostnameClass, dyngroupClass,
-  imageClass, bootConfigClass, repoClass, distroClass, gitRepoClass,
+  imageClass, bootConfigClass, repoClass, distroClass, gitRepoClass, ...REGISTRY_CLASSES, localnodeClass,
 ];
 
 export class Model implements Catalog {
@@ -38,7 +40,13 @@ export class Model implements Catalog {
     // The one ChunkStore of this store: pins (GC safety) and the manifest cache are per instance.
     this.chunks = new ChunkStore(store);
     // A boot config's kickstart may be a `git:` source; whether its gitrepo exists is a lookup here.
-    this.kickstarts = new KickstartFiles(options.dataDir, (name) => this.gitRepos.collection.lookup('name', name) !== undefined);
+    // A kickstart of the registry (spec 004's /kickstarts) is found by name before a file.
+    this.kickstarts = new KickstartFiles(options.dataDir, (name) => this.gitRepos.collection.lookup('name', name) !== undefined, (name) => {
+      const kickstarts = this.objects(kickstartClass).collection;
+      const uid = kickstarts.lookup('name', name);
+      const record = uid === undefined ? undefined : kickstarts.get(uid);
+      return record && typeof record.text === 'string' ? { text: record.text, mtime: record.last_modified } : undefined;
+    });
     // Every class's database is opened here, outside any transaction: LMDB forgets a database first
     // opened inside a transaction that then aborts, and the model's rules read across classes.
     for (const cls of OBJECT_CLASSES) {

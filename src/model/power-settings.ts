@@ -1,7 +1,8 @@
-// Power control's per-node settings, declared once: each is an attribute (a node's, its groups' or
-// the cluster default group's), checked here when it is written (normaliseAttributes) so that a bad
-// value is a 400 naming the allowed values instead of a failure at the next power action, and read
-// here into typed values by src/power/target.ts. docs/power.md lists them.
+// Power control's and console capture's per-node settings, declared once: each is an attribute (a
+// node's, its groups' or the cluster default group's), checked here when it is written
+// (normaliseAttributes) so that a bad value is a 400 naming the allowed values instead of a failure
+// at the next power action or console open, and read here into typed values by src/power/target.ts
+// and src/power/console-service.ts. docs/power.md lists them.
 import { Invalid } from './errors.js';
 
 /** Names of the Redfish quirk sets (their contents are src/power/quirks.ts, typed by this list). */
@@ -26,6 +27,15 @@ const POWER_SETTINGS = {
   redfish_quirks: { kind: 'list', values: REDFISH_QUIRK_NAMES },
   power_soft_wait_s: { kind: 'integer', min: 0, max: 3600, default: 30 },
   power_confirm_wait_s: { kind: 'integer', min: 0, max: 3600, default: 30 },
+  // Console capture (src/power/console-service.ts). `console` itself is not checked here: boot
+  // configs also use it for the kernel's console= (`ttyS0,115200`).
+  console_baud: { kind: 'choice', values: ['1200', '2400', '4800', '9600', '19200', '38400', '57600', '115200', '230400', '460800', '921600'], default: '115200' },
+  console_data_bits: { kind: 'choice', values: ['5', '6', '7', '8'], default: '8' },
+  console_parity: { kind: 'choice', values: ['none', 'even', 'odd'], default: 'none' },
+  console_stop_bits: { kind: 'choice', values: ['1', '2'], default: '1' },
+  console_flow: { kind: 'choice', values: ['none', 'rtscts', 'xonxoff'], default: 'none' },
+  console_protocol: { kind: 'choice', values: ['raw', 'telnet'], default: 'raw' },
+  console_ring_kib: { kind: 'integer', min: 4, max: 65_536, default: 256 },
 } as const satisfies Record<string, Setting>;
 
 type PowerSettingName = keyof typeof POWER_SETTINGS;
@@ -84,7 +94,7 @@ export class PowerSettings {
     return text === undefined ? undefined : Number(text);
   }
 
-  choice<K extends 'ipmi_driver_type' | 'redfish_tls'>(key: K): (typeof POWER_SETTINGS)[K]['values'][number] {
+  choice<K extends 'ipmi_driver_type' | 'redfish_tls' | 'console_baud' | 'console_data_bits' | 'console_parity' | 'console_stop_bits' | 'console_flow' | 'console_protocol'>(key: K): (typeof POWER_SETTINGS)[K]['values'][number] {
     return (this.text(key) ?? POWER_SETTINGS[key].default) as (typeof POWER_SETTINGS)[K]['values'][number];
   }
 

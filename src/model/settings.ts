@@ -18,6 +18,24 @@ export interface ClusterSettings {
   influx_token?: string;
   /** Cluster accounting configuration (GET/PUT /cluster/accountant). */
   accountant?: Record<string, unknown>;
+  /** Seconds between a node agent's status reports (PUT /node/putstatus); default STATUS_PERIOD_DEFAULT. */
+  status_period?: number;
+}
+
+export const STATUS_PERIOD_DEFAULT = 60;
+/** Bounds of `status_period` (PATCH /cluster): a report at most every 5 s, at least once a day. */
+export const STATUS_PERIOD_MIN = 5;
+export const STATUS_PERIOD_MAX = 86400;
+
+/** Reason a `status_period` value is refused, or undefined when it is a whole number of seconds in bounds. */
+export function statusPeriodProblem(value: unknown): string | undefined {
+  if (Number.isSafeInteger(value) && (value as number) >= STATUS_PERIOD_MIN && (value as number) <= STATUS_PERIOD_MAX) return undefined;
+  return `Field 'status_period' must be an integer ${STATUS_PERIOD_MIN}..${STATUS_PERIOD_MAX} (seconds; got ${JSON.stringify(value)})`;
+}
+
+/** How often node agents report: the setting, else the default. */
+export function statusPeriod(settings: ClusterSettings): number {
+  return settings.status_period ?? STATUS_PERIOD_DEFAULT;
 }
 
 const KEY = 'cluster';

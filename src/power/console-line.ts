@@ -1,19 +1,28 @@
-// The two kinds of console line keel reads a node's serial console from:
-// - a local serial device: `stty -F <dev> <baud> raw -echo`, then the device opened non-blocking
-//   and driven by a libuv TTY handle (node:tty), both directions. No native addon
-//   (@serialport/bindings-cpp would have to join NATIVE_ADDONS of the single binary, docs/build.md),
-//   and no libuv threadpool thread parked in a blocking read per console, as fs streams would.
-// - IPMI Serial-over-LAN: FreeIPMI's `ipmiconsole`, which needs a terminal on stdin, run under
+// What a console line is, and the kinds keel reads a node's serial console from:
+// - a local serial device: @serialport/stream on the native @serialport/bindings-cpp
+//   (console-serial.ts), both directions, line parameters and BREAK through the binding.
+// - a terminal server's TCP port, raw or telnet (console-tcp.ts).
+// - IPMI Serial-over-LAN (here): FreeIPMI's `ipmiconsole`, which needs a terminal on stdin, run under
 //   util-linux `script` (a pty) with the credentials in a FreeIPMI config file (never argv).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, openSync, readFileSync } from 'node:fs';
-import { isatty, ReadStream } from 'node:tty';
-import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
 
 export interface SerialSpec {
   kind: 'serial';
   device: string;
   baud: number;
+  dataBits: 5 | 6 | 7 | 8;
+  parity: 'none' | 'even' | 'odd';
+  stopBits: 1 | 2;
+  flow: 'none' | 'rtscts' | 'xonxoff';
+}
+
+/** A terminal server's TCP port (serial concentrators, QEMU's `-serial tcp:`): raw bytes, or telnet. */
+export interface TcpSpec {
+  kind: 'tcp';
+  host: string;
+  port: number;
+  protocol: 'raw' | 'telnet';
 }
 
 export interface SolSpec {
@@ -27,7 +36,10 @@ export interface SolSpec {
   retransmissionTimeoutMs: number;
 }
 
-export type LineSpec = SerialSpec | SolSpec;
+export type LineSpec = SerialSpec | TcpSpec | SolSpec;
+
+/** The node has no console line to act on (no capture, the line is down, or it cannot do that): the caller's 409. */
+export class ConsoleUnavailable extends Error {}
 
 export interface LineEvents {
   data(bytes: Buffer): void;
@@ -38,45 +50,10 @@ export interface LineEvents {
 export interface ConsoleLine {
   /** Keystrokes to the node. */
   write(bytes: Buffer): void;
+  /** A serial BREAK (Magic SysRq's first half); `durationMs` where the line can time it (serial). */
+  sendBreak(durationMs: number): Promise<void>;
   /** Close the device or stop the process (by PID) and wait for it. */
   close(): Promise<void>;
-}
-
-/** Speeds stty accepts. */
-export const BAUD_RATES = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600] as const;
-
-export async function openSerialLine(spec: SerialSpec, events: LineEvents): Promise<ConsoleLine> {
-  const stty = await execa('stty', ['-F', spec.device, String(spec.baud), 'raw', '-echo'], { reject: false, timeout: 5000, stdin: 'ignore', all: true });
-  if (stty.failed) throw new Error(`stty ${spec.device}: ${(stty.all ?? stty.shortMessage).trim().split('\n')[0]}`);
-  const fd = openSync(spec.device, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
-  if (!isatty(fd)) {
-    closeSync(fd);
-    throw new Error(`${spec.device} is not a terminal device`);
-  }
-  // A TTY handle is a full-duplex stream; node:tty only calls its class ReadStream.
-  const stream = new ReadStream(fd, { readable: true, writable: true });
-  let closing = false;
-  let ended = false;
-  const end = (reason: string) => {
-    if (closing || ended) return;
-    ended = true;
-    stream.destroy();
-    events.ended(reason);
-  };
-  stream.on('data', (chunk: Buffer) => events.data(chunk));
-  stream.on('error', (err) => end(`${spec.device}: ${err.message}`));
-  stream.on('end', () => end(`${spec.device}: end of input`));
-  const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
-  return {
-    write: (bytes) => {
-      if (!stream.destroyed) stream.write(bytes);
-    },
-    async close() {
-      closing = true;
-      stream.destroy();
-      await closed;
-    },
-  };
 }
 
 const shellQuote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
@@ -122,6 +99,9 @@ function signal(pid: number, name: NodeJS.Signals): void {
 /** ipmiconsole's escape character: a typed `&` is sent as `&&` so it reaches the node as `&`. */
 export const escapeSolInput = (bytes: Buffer): Buffer => (bytes.includes(0x26) ? Buffer.from(bytes.toString('latin1').replaceAll('&', '&&'), 'latin1') : bytes);
 
+/** ipmiconsole's escape sequence for a serial break; only ever sent for a BREAK request, never from keystrokes (escapeSolInput). */
+export const SOL_BREAK_ESCAPE = Buffer.from('&B', 'latin1');
+
 export function openSolLine(spec: SolSpec, events: LineEvents): ConsoleLine {
   const command = `exec ipmiconsole ${ipmiconsoleArgs(spec).map(shellQuote).join(' ')}`;
   // script: -q quiet, -f flush every write, -c the command, /dev/null as the typescript file.
@@ -152,6 +132,11 @@ export function openSolLine(spec: SolSpec, events: LineEvents): ConsoleLine {
     write: (bytes) => {
       if (!closing && child.stdin!.writable) child.stdin!.write(escapeSolInput(bytes));
     },
+    // ipmiconsole's escape `&B` sends a SOL break (the packet's break bit; the BMC decides how long).
+    sendBreak: async () => {
+      if (closing || !child.stdin!.writable) throw new Error('ipmiconsole is not running');
+      child.stdin!.write(SOL_BREAK_ESCAPE);
+    },
     async close() {
       const wasRunning = !closing && child.pid !== undefined;
       closing = true;
@@ -166,8 +151,4 @@ export function openSolLine(spec: SolSpec, events: LineEvents): ConsoleLine {
       for (const orphan of children) if (commandOf(orphan) === 'ipmiconsole') signal(orphan, 'SIGKILL');
     },
   };
-}
-
-export function openLine(spec: LineSpec, events: LineEvents): Promise<ConsoleLine> {
-  return spec.kind === 'serial' ? openSerialLine(spec, events) : Promise.resolve(openSolLine(spec, events));
 }

@@ -1,4 +1,4 @@
-// Serial console capture for every node whose attributes ask for it (`console` = serial | sol):
+// Serial console capture for every node whose attributes ask for it (`console` = serial | tcp | sol):
 // one line per node (console-line.ts), its output appended to the node's ring log in the store
 // (console-ring.ts) and passed to live listeners (the WebSocket console), keystrokes from those
 // listeners written to the line. A line that ends is reopened with a backoff. Which nodes
@@ -7,16 +7,20 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { mergedAttributes, nodes } from '../model/cluster.js';
+import { PowerSettings } from '../model/power-settings.js';
 import type { Store, StoredRecord } from '../store/store.js';
-import { BAUD_RATES, openLine, type ConsoleLine, type LineSpec } from './console-line.js';
+import { ConsoleUnavailable, openSolLine, type ConsoleLine, type LineEvents, type LineSpec, type SerialSpec } from './console-line.js';
+import { openSerialLine } from './console-serial.js';
+import { openTcpLine } from './console-tcp.js';
 import { ConsoleRing, SEGMENT_BYTES } from './console-ring.js';
 import { FreeIpmi } from './ipmi.js';
 import { resolveTarget } from './target.js';
 
-/** Attribute names read by console capture (documented in docs/power.md). */
-export const CONSOLE_ATTRIBUTES = { kind: 'console', device: 'console_device', baud: 'console_baud', ringKib: 'console_ring_kib' } as const;
-export const CONSOLE_DEFAULTS = { baud: 115_200, ringKib: 256 } as const;
-const RING_KIB_RANGE = [4, 65_536] as const;
+/** Attribute names read by console capture besides the line settings of src/model/power-settings.ts (docs/power.md). */
+export const CONSOLE_ATTRIBUTES = { kind: 'console', device: 'console_device', address: 'console_address' } as const;
+
+/** BREAK duration (serial lines): default and bounds, in ms. */
+export const BREAK_MS = { default: 250, min: 10, max: 5000 } as const;
 
 /** What a node's attributes ask for: a line and the ring bound in bytes. */
 export interface ConsoleWanted {
@@ -26,7 +30,7 @@ export interface ConsoleWanted {
 
 export interface ConsoleStatus {
   /** `none`: the node does not ask for capture. */
-  kind: 'serial' | 'sol' | 'none';
+  kind: 'serial' | 'tcp' | 'sol' | 'none';
   connected: boolean;
   /** Why the line is not connected, or why the attributes are not usable. */
   reason?: string;
@@ -67,21 +71,29 @@ export function consoleWanted(store: Store, node: StoredRecord, ipmi: FreeIpmi, 
   const attrs = mergedAttributes(store, node);
   const kind = attrs[CONSOLE_ATTRIBUTES.kind] ?? '';
   if (kind === '' || kind === 'none') return undefined;
-  const kibText = attrs[CONSOLE_ATTRIBUTES.ringKib];
-  const kib = kibText === undefined || kibText === '' ? CONSOLE_DEFAULTS.ringKib : Number(kibText);
-  if (!Number.isInteger(kib) || kib < RING_KIB_RANGE[0] || kib > RING_KIB_RANGE[1]) {
-    throw new Error(`attribute ${CONSOLE_ATTRIBUTES.ringKib} must be an integer ${RING_KIB_RANGE[0]}..${RING_KIB_RANGE[1]}, got '${kibText}'`);
-  }
-  const ringBytes = kib * 1024;
+  const settings = new PowerSettings(attrs);
+  const ringBytes = settings.integer('console_ring_kib') * 1024;
   if (kind === 'serial') {
     const device = attrs[CONSOLE_ATTRIBUTES.device] ?? '';
     if (!devicePatterns.some((pattern) => devicePatternRegExp(pattern).test(device))) {
       throw new Error(`attribute ${CONSOLE_ATTRIBUTES.device} must be a device matching ${devicePatterns.join(', ') || '(none configured)'} (config console.device_patterns), got '${device}'`);
     }
-    const baudText = attrs[CONSOLE_ATTRIBUTES.baud];
-    const baud = baudText === undefined || baudText === '' ? CONSOLE_DEFAULTS.baud : Number(baudText);
-    if (!(BAUD_RATES as readonly number[]).includes(baud)) throw new Error(`attribute ${CONSOLE_ATTRIBUTES.baud} must be one of ${BAUD_RATES.join(', ')}, got '${baudText}'`);
-    return { spec: { kind: 'serial', device, baud }, ringBytes };
+    const spec: SerialSpec = {
+      kind: 'serial', device,
+      baud: Number(settings.choice('console_baud')),
+      dataBits: Number(settings.choice('console_data_bits')) as SerialSpec['dataBits'],
+      parity: settings.choice('console_parity'),
+      stopBits: Number(settings.choice('console_stop_bits')) as SerialSpec['stopBits'],
+      flow: settings.choice('console_flow'),
+    };
+    return { spec, ringBytes };
+  }
+  if (kind === 'tcp') {
+    const text = attrs[CONSOLE_ATTRIBUTES.address] ?? '';
+    const address = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
+    const port = Number(address?.[3]);
+    if (!address || port < 1 || port > 65_535) throw new Error(`attribute ${CONSOLE_ATTRIBUTES.address} must be host:port (a terminal server's TCP port; [v6]:port), got '${text}'`);
+    return { spec: { kind: 'tcp', host: address[1] ?? address[2]!, port, protocol: settings.choice('console_protocol') }, ringBytes };
   }
   if (kind === 'sol') {
     const target = resolveTarget(store, node);
@@ -96,13 +108,24 @@ export function consoleWanted(store: Store, node: StoredRecord, ipmi: FreeIpmi, 
       ringBytes,
     };
   }
-  throw new Error(`attribute ${CONSOLE_ATTRIBUTES.kind} must be serial, sol or none, got '${kind}'`);
+  throw new Error(`attribute ${CONSOLE_ATTRIBUTES.kind} must be serial, tcp, sol or none, got '${kind}'`);
 }
 
-/** One node's capture: its line (reopened when it ends), pending output, listeners. */
+function openLine(spec: LineSpec, events: LineEvents): Promise<ConsoleLine> {
+  switch (spec.kind) {
+    case 'serial':
+      return openSerialLine(spec, events);
+    case 'tcp':
+      return openTcpLine(spec, events);
+    case 'sol':
+      return Promise.resolve(openSolLine(spec, events));
+  }
+}
+
 /** A line that stayed open this long before it ended is reopened at once-ish (backoff starts over). */
 const STABLE_LINE_MS = 10_000;
 
+/** One node's capture: its line (reopened when it ends), pending output, listeners. */
 class Capture {
   line?: ConsoleLine;
   /** Why the line last ended or failed to open (status while disconnected; notes deduplicated on it). */
@@ -128,9 +151,10 @@ class Capture {
     private readonly options: ConsoleOptions,
   ) {}
 
-  start(): void {
+  /** Open the line once `previous` (the node's capture being replaced, which may hold the device's lock) has stopped. */
+  start(previous: Promise<void> = Promise.resolve()): void {
     const events = { data: (bytes: Buffer) => this.output(bytes), ended: (reason: string) => this.lineEnded(reason) };
-    this.opening = openLine(this.wanted.spec, events).then(async (line) => {
+    this.opening = previous.then(() => openLine(this.wanted.spec, events)).then(async (line) => {
       if (this.stopped) return line.close();
       this.line = line;
       this.openedAt = Date.now();
@@ -182,6 +206,23 @@ class Capture {
     if (!this.line) return false;
     this.line.write(bytes);
     return true;
+  }
+
+  async sendBreak(durationMs: number, sender: string): Promise<void> {
+    const line = this.line;
+    if (!line) throw new ConsoleUnavailable(`console line not connected: ${this.reason}`);
+    const kind = this.wanted.spec.kind;
+    const fields = { node: this.uid, admin: sender, kind, ...(kind === 'serial' ? { durationMs } : {}) };
+    try {
+      await line.sendBreak(durationMs);
+    } catch (err) {
+      this.log.warn({ ...fields, err: (err as Error).message }, 'console break not sent');
+      this.note(`BREAK from ${sender} not sent: ${(err as Error).message}`);
+      throw err;
+    }
+    this.log.info(fields, 'console break');
+    // In the console log too, where whoever reads it later sees why the node printed its SysRq output.
+    this.note(`BREAK from ${sender}`);
   }
 
   async stop(reason: string): Promise<void> {
@@ -247,28 +288,29 @@ export class ConsoleService {
       const key = wanted === undefined ? undefined : JSON.stringify(wanted);
       const current = this.captures.get(node.uid);
       if (current && current.key === key) continue;
-      if (current) this.stop(current, 'console settings changed');
+      const previous = current ? this.stop(current, 'console settings changed') : undefined;
       if (wanted !== undefined) {
         const capture = new Capture(node.uid, key!, wanted, this.ring, this.log, this.options);
         this.captures.set(node.uid, capture);
-        capture.start();
+        capture.start(previous);
         this.log.info({ node: node.uid, kind: wanted.spec.kind }, 'console capture started');
       }
     }
-    for (const capture of this.captures.values()) if (!seen.has(capture.uid)) this.stop(capture, 'node deleted');
+    for (const capture of this.captures.values()) if (!seen.has(capture.uid)) void this.stop(capture, 'node deleted');
   }
 
-  private stop(capture: Capture, reason: string): void {
+  private stop(capture: Capture, reason: string): Promise<void> {
     this.captures.delete(capture.uid);
     const done = capture.stop(reason);
     this.stopping.push(done);
     void done.finally(() => (this.stopping = this.stopping.filter((p) => p !== done)));
+    return done;
   }
 
   /** A deleted node's log goes with it. */
   private async forget(uid: string): Promise<void> {
     const capture = this.captures.get(uid);
-    if (capture) this.stop(capture, 'node deleted');
+    if (capture) void this.stop(capture, 'node deleted');
     await Promise.all(this.stopping);
     await this.ring.clear(uid).catch((err: Error) => this.log.error({ node: uid, err: err.message }, 'console log delete failed'));
   }
@@ -303,12 +345,23 @@ export class ConsoleService {
     return this.captures.get(uid)?.write(bytes) ?? false;
   }
 
+  /**
+   * A serial BREAK to the node, logged with `sender`; resolves once sent (serial: after
+   * `durationMs`, BREAK_MS bounds checked by the caller). Throws ConsoleUnavailable when the node
+   * has no capture or its line is down, another Error when the line refused the break.
+   */
+  async sendBreak(uid: string, durationMs: number, sender: string): Promise<void> {
+    const capture = this.captures.get(uid);
+    if (!capture) throw new ConsoleUnavailable(`no console capture${this.invalid.has(uid) ? `: ${this.invalid.get(uid)}` : ' (set the node\'s \'console\' attribute)'}`);
+    await capture.sendBreak(durationMs, sender);
+  }
+
   /** Stop every line (processes by PID), store what is pending, remove the credential files. */
   async close(): Promise<void> {
     this.unsubscribe?.();
     clearInterval(this.periodic);
     clearTimeout(this.scheduled);
-    for (const capture of [...this.captures.values()]) this.stop(capture, 'head shutting down');
+    for (const capture of [...this.captures.values()]) void this.stop(capture, 'head shutting down');
     await Promise.all(this.stopping);
     this.ipmi.close();
   }

@@ -22,7 +22,7 @@ export interface BootLab {
   dataDir: string;
 }
 
-interface Started {
+export interface Started {
   process: ChildProcess;
   exited: Promise<void>;
   /** What it printed (stdout and stderr), for failure messages. */
@@ -30,7 +30,7 @@ interface Started {
 }
 
 /** Runs `command` inside `namespace` (`ip netns exec` execs it: the pid is the command's), killed by pid at teardown. */
-function startInNamespace(t: ExecutionContext, namespace: string, command: string, args: string[], stopSignal: NodeJS.Signals = 'SIGKILL'): Started {
+export function startInNamespace(t: ExecutionContext, namespace: string, command: string, args: string[], stopSignal: NodeJS.Signals = 'SIGKILL'): Started {
   const child = spawn('ip', ['netns', 'exec', namespace, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer) => {
@@ -48,7 +48,14 @@ function startInNamespace(t: ExecutionContext, namespace: string, command: strin
   return { process: child, exited, output: () => output };
 }
 
-export function bootLab(t: ExecutionContext, { siteDhcp }: { siteDhcp: boolean }): BootLab {
+export interface BootLabOptions {
+  /** Run the site's DHCP server (udhcpd) beside keel, for proxy mode. */
+  siteDhcp: boolean;
+  /** Fixed addresses the site's server gives by MAC (a site reserving the addresses keel has for its nodes). */
+  siteStaticLeases?: Readonly<Record<string, string>>;
+}
+
+export function bootLab(t: ExecutionContext, { siteDhcp, siteStaticLeases = {} }: BootLabOptions): BootLab {
   const ns = namespaces(t, 'kbt', siteDhcp ? ['s', 'd'] : ['s']) as Record<'s' | 'd', string>;
   const server = ns.s;
   const dir = mkdtempSync(join(tmpdir(), 'keel-boot-'));
@@ -61,7 +68,7 @@ export function bootLab(t: ExecutionContext, { siteDhcp }: { siteDhcp: boolean }
   ip('-n', server, 'link', 'set', 'tap0', 'master', 'br0');
   ip('-n', server, 'link', 'set', 'tap0', 'up');
   startRadvd(t, server, dir);
-  if (siteDhcp) startSiteDhcp(t, server, ns.d, dir);
+  if (siteDhcp) startSiteDhcp(t, server, ns.d, dir, siteStaticLeases);
   return { server, dir, dataDir: join(dir, 'data') };
 }
 
@@ -73,7 +80,7 @@ function startRadvd(t: ExecutionContext, namespace: string, dir: string): void {
 }
 
 /** busybox udhcpd in namespace `site`, on a veth port of the server's bridge: the site's address server. */
-function startSiteDhcp(t: ExecutionContext, server: string, site: string, dir: string): void {
+function startSiteDhcp(t: ExecutionContext, server: string, site: string, dir: string, staticLeases: Readonly<Record<string, string>>): void {
   ip('link', 'add', 'site0', 'netns', server, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', site);
   ip('-n', server, 'link', 'set', 'site0', 'master', 'br0');
   ip('-n', server, 'link', 'set', 'site0', 'up');
@@ -84,7 +91,8 @@ function startSiteDhcp(t: ExecutionContext, server: string, site: string, dir: s
   writeFileSync(config, [
     'interface eth0', `start ${SITE_POOL.first}`, `end ${SITE_POOL.last}`,
     `lease_file ${join(dir, 'udhcpd.leases')}`, `pidfile ${join(dir, 'udhcpd.pid')}`,
-    'opt subnet 255.255.255.0', 'opt router 10.67.0.254', 'opt lease 600', '',
+    'opt subnet 255.255.255.0', 'opt router 10.67.0.254', 'opt lease 600',
+    ...Object.entries(staticLeases).map(([mac, address]) => `static_lease ${mac} ${address}`), '',
   ].join('\n'));
   startInNamespace(t, site, 'busybox', ['udhcpd', '-f', config]);
 }
@@ -97,26 +105,40 @@ export interface Vm {
   output(): string;
 }
 
+export interface VmOptions {
+  /** Default: 128 MiB (BIOS), 256 MiB (UEFI): enough for the firmware and iPXE. */
+  memoryMiB?: number;
+  /** QEMU's serial port arguments; default none (`-serial none`). */
+  serial?: string[];
+  /**
+   * QEMU's CPU model; default QEMU's own (qemu64). `max` has RDRAND, which seeds the kernel's
+   * random number generator at boot as on real hardware: without it, a Linux booted under TCG
+   * waits a minute or more for entropy at its first getrandom().
+   */
+  cpu?: string;
+}
+
 /**
- * A diskless VM that network-boots from tap0: `bios-e1000` is SeaBIOS with QEMU's default e1000
- * option ROM (iPXE, from ipxe-qemu); `uefi-virtio` is OVMF with its own UEFI PXE stack on
- * virtio-net (no option ROM: `romfile=`). TCG only: KVM is not available to (or hangs in) CI.
+ * QEMU's arguments for a diskless VM that network-boots from tap0: `bios-e1000` is SeaBIOS with
+ * QEMU's default e1000 option ROM (iPXE, from ipxe-qemu); `uefi-virtio` is OVMF with its own UEFI
+ * PXE stack on virtio-net (no option ROM: `romfile=`). TCG only: KVM is not available to (or hangs
+ * in) CI.
  */
-export function startVm(t: ExecutionContext, lab: BootLab, firmware: Firmware, mac: string): Vm {
-  const common = ['-accel', 'tcg', '-nodefaults', '-display', 'none', '-serial', 'none', '-monitor', 'none', '-boot', 'n',
+export function vmArgs(lab: BootLab, firmware: Firmware, mac: string, options: VmOptions = {}): string[] {
+  const common = ['-accel', 'tcg', ...(options.cpu === undefined ? [] : ['-cpu', options.cpu]), '-nodefaults', '-display', 'none', ...(options.serial ?? ['-serial', 'none']), '-monitor', 'none', '-boot', 'n',
     '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no'];
-  let args: string[];
-  if (firmware === 'bios-e1000') {
-    args = [...common, '-m', '128', '-device', `e1000,netdev=n0,mac=${mac}`];
-  } else {
-    // OVMF writes its variable store: each VM gets its own copy.
-    const vars = join(lab.dir, 'OVMF_VARS.fd');
-    copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
-    args = [...common, '-m', '256', '-machine', 'q35',
-      '-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
-      '-drive', `if=pflash,format=raw,file=${vars}`,
-      '-device', `virtio-net-pci,netdev=n0,mac=${mac},romfile=`];
-  }
-  const qemu = startInNamespace(t, lab.server, 'qemu-system-x86_64', args);
+  if (firmware === 'bios-e1000') return [...common, '-m', String(options.memoryMiB ?? 128), '-device', `e1000,netdev=n0,mac=${mac}`];
+  // OVMF writes its variable store: each VM gets its own copy.
+  const vars = join(lab.dir, 'OVMF_VARS.fd');
+  copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
+  return [...common, '-m', String(options.memoryMiB ?? 256), '-machine', 'q35',
+    '-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
+    '-drive', `if=pflash,format=raw,file=${vars}`,
+    '-device', `virtio-net-pci,netdev=n0,mac=${mac},romfile=`];
+}
+
+/** Starts the VM of vmArgs in the lab's namespace, killed by pid at teardown. */
+export function startVm(t: ExecutionContext, lab: BootLab, firmware: Firmware, mac: string, options: VmOptions = {}): Vm {
+  const qemu = startInNamespace(t, lab.server, 'qemu-system-x86_64', vmArgs(lab, firmware, mac, options));
   return { exited: qemu.exited, output: qemu.output };
 }

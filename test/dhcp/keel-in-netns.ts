@@ -59,8 +59,12 @@ export async function startKeelInNamespace(t: ExecutionContext, namespace: strin
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
+      // SIGTERM first: keel then stops the console helpers it started (ipmiconsole under script),
+      // which a SIGKILL would orphan; SIGKILL only if it has not exited within 15 s.
+      child.kill('SIGTERM');
+      const killed = setTimeout(() => child.kill('SIGKILL'), 15_000);
       await exited;
+      clearTimeout(killed);
     }
   });
   const logs: Record<string, unknown>[] = [];

@@ -1,5 +1,5 @@
 // The long fuzz run (docs/security.md, "Fuzzing"):
-//   node --import tsx test/fuzz/run.ts [--target dhcp-codec|dhcp-handlers|tftp-request|tftp-transfer] [--runs 1000000] [--seed N]
+//   node --import tsx test/fuzz/run.ts [--target dhcp-codec|dhcp-handlers|dns-handler|tftp-request|tftp-transfer] [--runs 1000000] [--seed N]
 // Runs each target (or the one named) for --runs inputs, then prints one JSON line per target:
 // inputs, seconds, heap before and after (a target that leaks grows it). Exits 1 on a failure,
 // with fast-check's counterexample, seed and path (replay with --seed and fast-check's `path`).

@@ -1,13 +1,17 @@
 // Property-based fuzz targets (fast-check) for the code that reads what the network sends:
-// the DHCP codec and handlers, the TFTP request parser and the TFTP transfer core. Each target
+// the DHCP codec and handlers, the DNS handler, the TFTP request parser and the TFTP transfer core. Each target
 // must never throw, hang or grow without bound on any input; test/fuzz-net.test.ts runs a short
 // pass of each in `npm test`, test/fuzz/run.ts the long one (docs/security.md, "Fuzzing").
 import { readdirSync, readFileSync } from 'node:fs';
+import dnsPacket from 'dns-packet';
 import fc from 'fast-check';
 import { parseDhcp, serializeDhcp } from '../../src/net/dhcp/codec.js';
 import { handleAuthoritative, type NodeBinding } from '../../src/net/dhcp/handler-authoritative.js';
 import { handleProxy } from '../../src/net/dhcp/handler-proxy.js';
 import type { RequestContext } from '../../src/net/dhcp/reply.js';
+import { AnswerCache } from '../../src/net/dns/answer-cache.js';
+import type { DnsBackend } from '../../src/net/dns/backend.js';
+import { CLASSIC_UDP_LIMIT, EDNS_UDP_LIMIT, handleDnsQuery } from '../../src/net/dns/handler.js';
 import { ErrorCode, Opcode, parseTftp, serializeAck, serializeError, serializeRequest } from '../../src/net/tftp/packets.js';
 import { classifyRequest } from '../../src/net/tftp/request.js';
 import { Transfer, type TransferStep } from '../../src/net/tftp/transfer.js';
@@ -70,6 +74,39 @@ const dhcpHandlers = () => fc.property(datagram(DHCP_FIXTURES, 1500), fc.boolean
   for (const result of [handleProxy(parsed.packet, context), handleAuthoritative(parsed.packet, context, known ? BINDING : undefined)]) {
     if ('reply' in result) serializeDhcp(result.reply.packet, { maxLength: 548 });
   }
+  return true;
+});
+
+const DNS_SEEDS = [
+  dnsPacket.encode({ type: 'query', id: 1, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: 'n1.cluster.local', type: 'A' }] }),
+  dnsPacket.encode({ type: 'query', id: 2, questions: [{ name: '11.0.0.10.in-addr.arpa', type: 'PTR' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] }),
+  dnsPacket.encode({ type: 'query', id: 3, questions: [{ name: 'cluster.local', type: 'ANY' as 'A' }] }),
+  dnsPacket.encode({ type: 'query', id: 4, questions: [{ name: 'example.org', type: 'AAAA' }] }),
+];
+const none = { a: [], aaaa: [], ptr: [], srv: [] };
+const DNS_BACKEND: DnsBackend = {
+  ttl: 60,
+  generation: () => 1,
+  zoneOf: (name) => (name === 'cluster.local' || name.endsWith('.cluster.local') ? { name: 'cluster.local', serial: 1, nameserver: 'head.cluster.local' } : undefined),
+  recordsAt: (name) => (name === 'cluster.local' ? none : name === 'head.cluster.local' ? { ...none, self: true } : name === 'n1.cluster.local' ? { ...none, a: ['10.0.0.11'] } : undefined),
+  close: () => {},
+};
+
+/**
+ * The DNS handler never throws; every reply decodes, answers the query's ID with QR set and fits
+ * the client's limit; the answer cache gives back, for the same bytes, exactly that reply.
+ */
+const dnsHandler = () => fc.property(datagram(DNS_SEEDS, 600), fc.boolean(), (bytes, forwarding) => {
+  const result = handleDnsQuery(bytes, { localAddress: '10.0.0.1', forwarding }, DNS_BACKEND);
+  if ('drop' in result) return typeof result.detail === 'string';
+  if ('forward' in result) return forwarding;
+  const reply = dnsPacket.decode(result.reply);
+  if (reply.id !== bytes.readUInt16BE(0) || !reply.flag_qr) throw new Error('reply without the query\'s ID or QR');
+  if (result.reply.length > EDNS_UDP_LIMIT || (!reply.additionals?.some((r) => r.type === 'OPT') && result.reply.length > CLASSIC_UDP_LIMIT)) throw new Error(`reply of ${result.reply.length} bytes`);
+  const cache = new AnswerCache(1);
+  cache.put(bytes, '10.0.0.1', result.reply);
+  const hit = cache.get(bytes, '10.0.0.1');
+  if (hit !== undefined && !hit.equals(result.reply)) throw new Error('the cache answers differently from the handler');
   return true;
 });
 
@@ -151,12 +188,13 @@ const tftpTransfer = () => fc.property(
   },
 );
 
-export type FuzzTarget = 'dhcp-codec' | 'dhcp-handlers' | 'tftp-request' | 'tftp-transfer';
+export type FuzzTarget = 'dhcp-codec' | 'dhcp-handlers' | 'dns-handler' | 'tftp-request' | 'tftp-transfer';
 
 /** Each target's property, typed alike so that runners take any of them. */
 export const FUZZ_TARGETS = {
   'dhcp-codec': dhcpCodec,
   'dhcp-handlers': dhcpHandlers,
+  'dns-handler': dnsHandler,
   'tftp-request': tftpRequest,
   'tftp-transfer': tftpTransfer,
 } as unknown as Record<FuzzTarget, () => fc.IProperty<[unknown]>>;

@@ -27,7 +27,8 @@ export async function startTestHead(t: ExecutionContext, env: Record<string, str
   let offset = 0;
   const clock = () => Date.now() + offset;
   const config = loadConfig({
-    env: { KEEL_SERVER_DATA_DIR: dataDir, KEEL_SERVER_BIND: '127.0.0.1', KEEL_SERVER_NAME: 'head-test', ...env },
+    // No default image and boot config from the host's assets (boot.assets_dir as root): a test asks for them.
+    env: { KEEL_SERVER_DATA_DIR: dataDir, KEEL_SERVER_BIND: '127.0.0.1', KEEL_SERVER_NAME: 'head-test', KEEL_BOOT_ASSETS_DIR: '', ...env },
     file: '/dev/null',
   });
   // Port 0 = any free port; the config schema only accepts 1..65535, so patch the frozen copy.

@@ -57,14 +57,10 @@ export interface SimOptions {
   solDevice?: string;
 }
 
-export async function startIpmiSim(options: SimOptions = {}): Promise<IpmiSim> {
-  const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? await freeUdpPort(host);
-  const dir = mkdtempSync(join(tmpdir(), 'keel-ipmisim-'));
-  writeFileSync(join(dir, 'power'), options.power ? '1\n' : '0\n');
-  writeFileSync(join(dir, 'boot'), 'none\n');
-  const lines = [
-    'name "keelsim"',
+/** The head of an ipmi_sim lan.conf: the BMC's name and its LAN channel on `host`:`port`, every auth type allowed. */
+export function lanConfHeader(name: string, host: string, port: number): string[] {
+  return [
+    `name "${name}"`,
     'set_working_mc 0x20',
     '  startlan 1',
     `    addr ${host} ${port}`,
@@ -75,6 +71,17 @@ export async function startIpmiSim(options: SimOptions = {}): Promise<IpmiSim> {
     '    allowed_auths_admin none md2 md5 straight',
     '    guid a123456789abcdefa123456789abcdef',
     '  endlan',
+  ];
+}
+
+export async function startIpmiSim(options: SimOptions = {}): Promise<IpmiSim> {
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? await freeUdpPort(host);
+  const dir = mkdtempSync(join(tmpdir(), 'keel-ipmisim-'));
+  writeFileSync(join(dir, 'power'), options.power ? '1\n' : '0\n');
+  writeFileSync(join(dir, 'boot'), 'none\n');
+  const lines = [
+    ...lanConfHeader('keelsim', host, port),
     `  chassis_control "${CHASSIS_CONTROL} ${dir}"`,
     ...(options.solDevice ? [`  sol "${options.solDevice}" 115200`] : []),
     `  user 2 true "${SIM_USER}" "${SIM_PASSWORD}" admin 10 none md2 md5 straight`,

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { constants, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { ReadStream } from 'node:tty';
 
 export interface PtyPair {
@@ -23,7 +23,9 @@ export interface PtyPair {
 export async function startPtyPair(): Promise<PtyPair> {
   const dir = mkdtempSync(join(tmpdir(), 'keel-pty-'));
   const machine = join(dir, 'machine');
-  const device = join(dir, 'device');
+  // A name of its own: ipmi_sim locks its SOL device as /var/lock/LCK..<basename>, so two pairs
+  // both named `device` (tests running at the same time) would lock each other out.
+  const device = join(dir, `device-${basename(dir).slice('keel-pty-'.length)}`);
   const child = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${machine}`, `pty,raw,echo=0,link=${device}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

@@ -6,11 +6,14 @@ import { badRequest, notFound } from '../../http/errors.js';
 import { attribClass } from '../../model/classes/attrib.js';
 import { distroClass } from '../../model/classes/distro.js';
 import { networkClass } from '../../model/classes/network.js';
+import { sshKeyClass } from '../../model/classes/registry.js';
 import { nodes } from '../../model/cluster.js';
-import type { Model } from '../../model/model.js';
+import { FORMAT_NAMES } from '../../model/formats.js';
+import { OBJECT_CLASSES, type Model } from '../../model/model.js';
 import { parsePattern } from '../../model/naming.js';
 import { isPlainObject, type Schema } from '../../model/schema.js';
-import { clusterSettings, putClusterSettingsInTx, type ClusterSettings } from '../../model/settings.js';
+import { MISSED_PERIODS_DOWN } from '../../model/node-state.js';
+import { clusterSettings, putClusterSettingsInTx, STATUS_PERIOD_DEFAULT, STATUS_PERIOD_MAX, STATUS_PERIOD_MIN, statusPeriodProblem, type ClusterSettings } from '../../model/settings.js';
 import { VERSION } from '../../version.js';
 import type { ApiContext } from '../context.js';
 import type { Route } from '../route.js';
@@ -26,15 +29,11 @@ const CLUSTER_FIELDS: Schema = {
   cluster_id: { type: 'string', summary: 'Identifier of the cluster' },
   auth_config: { type: 'object', summary: 'Settings of the authentication system' },
   influx_token: { type: 'string', summary: 'Token of the monitoring database (write-only: GET shows only influx_token_set)' },
+  status_period: { type: 'number', summary: `Seconds between a node agent's status reports (${STATUS_PERIOD_MIN}..${STATUS_PERIOD_MAX}, default ${STATUS_PERIOD_DEFAULT}); a node silent for ${MISSED_PERIODS_DOWN} periods reads down` },
 };
 
-/** The classes /cluster/summary and /cluster/usage count, by their plural. */
-const SUMMARY_CLASSES = ['admin', 'node', 'attrib', 'namingpool', 'net', 'hostname', 'dyngroup'] as const;
-
-const collections = (model: Model) => Object.fromEntries(SUMMARY_CLASSES.map((name) => {
-  const { cls, collection } = model.objectsNamed(name);
-  return [cls.plural, collection];
-}));
+/** Every object class's records, by the class's plural: what /cluster/summary and /cluster/usage cover. */
+const collections = (model: Model) => Object.fromEntries(OBJECT_CLASSES.map((cls) => [cls.plural, model.objects(cls).collection]));
 
 /** This head's uid: stable, derived from its configured name (keel has one head per store). */
 export function headUid(ctx: ApiContext): string {
@@ -53,11 +52,24 @@ function clusterView(ctx: ApiContext): Record<string, unknown> {
   return {
     naming: 'n{}',
     accept_new_nodes: false,
+    status_period: STATUS_PERIOD_DEFAULT,
     ...settings,
     influx_token_set: influxToken !== undefined,
     time: now / 1000,
-    heads: [{ uid: headUid(ctx), name: ctx.config.server.name, version: VERSION }],
-    auth: { access_token_ttl: ctx.config.auth.access_token_ttl, refresh_token_ttl: ctx.config.auth.refresh_token_ttl },
+    heads: [{ uid: headUid(ctx), name: ctx.config.server.name, version: VERSION, ssh_public: ctx.headKey.public }],
+    auth: {
+      // POST /login with {user, pass} (keel's own admins), or {user, secret} from the local login socket.
+      methods: ['password', 'local-socket'],
+      access_token_ttl: ctx.config.auth.access_token_ttl,
+      refresh_token_ttl: ctx.config.auth.refresh_token_ttl,
+    },
+    // keel runs no InfluxDB or Grafana (influx_token is only kept): its own counters are Prometheus
+    // text at /metrics, and nodes report status and hardware with PUT /node/putstatus.
+    monitoring: { metrics_path: '/metrics', metrics_format: 'prometheus', influxdb: false, node_reports: 'PUT /api/v1/node/putstatus' },
+    // What GET /image/<UID> files its content under (the formats keel detects, docs/content.md).
+    image_formats: FORMAT_NAMES,
+    // keel loads no status or hardware plugins: what a node reports is what it sends.
+    plugins: [],
     // Firmware that needs one of these cannot boot until it is in the content store.
     ipxe_binaries_missing: missingIpxeBinaries(ctx.model.chunks),
   };
@@ -67,6 +79,10 @@ async function patchCluster(ctx: ApiContext, actor: string, body: Record<string,
   if (typeof body.naming === 'string') {
     const pattern = parsePattern(body.naming);
     if (typeof pattern === 'string') throw badRequest(`Field 'naming' ${pattern}`);
+  }
+  if (body.status_period !== undefined && body.status_period !== null) {
+    const problem = statusPeriodProblem(body.status_period);
+    if (problem !== undefined) throw badRequest(problem);
   }
   await ctx.store.write(actor, () => {
     const settings: Record<string, unknown> = { ...clusterSettings(ctx.store) };
@@ -97,7 +113,7 @@ export const clusterRoutes: Route[] = [
     },
   },
   {
-    method: 'GET', path: '/cluster', access: 'role.authuser', summary: 'Cluster settings, time, heads and auth configuration',
+    method: 'GET', path: '/cluster', access: 'role.authuser', summary: 'Cluster settings, time, heads, auth and monitoring configuration, image formats, plugins',
     handler: (_req, ctx) => clusterView(ctx),
   },
   {
@@ -118,10 +134,13 @@ export const clusterRoutes: Route[] = [
     },
   },
   {
-    method: 'GET', path: '/cluster/sshkeys', access: 'public', summary: 'SSH public keys authorised on the nodes: every admin\'s keys',
+    method: 'GET', path: '/cluster/sshkeys', access: 'public', summary: 'SSH public keys authorised on the nodes: every admin\'s keys, the head\'s key, the /sshkeys registry\'s',
     handler: (_req, ctx) => {
       const keys = new Set<string>();
       for (const admin of ctx.model.admins.collection.list()) for (const key of (admin.keys as string[] | undefined) ?? []) keys.add(key);
+      // The head's own key (PUT /node/<UID>/exec runs with it) and spec 004's registry (docs/registries.md).
+      keys.add(ctx.headKey.public);
+      for (const record of ctx.model.objects(sshKeyClass).collection.list()) keys.add((record.text as string).trim());
       return { keys: [...keys] };
     },
   },
@@ -162,6 +181,8 @@ export const clusterRoutes: Route[] = [
     method: 'GET', path: '/cluster/head/:uid', access: 'role.authuser', summary: 'A head: uid, name, version, uptime, listening address, database',
     handler: (req, ctx) => ({
       ...thisHead(ctx, req.params.uid!),
+      // Spec 003's field: the head's SSH public key (src/ssh/keys.ts).
+      ssh_public: ctx.headKey.public,
       version: VERSION,
       node_version: process.version,
       time: ctx.clock() / 1000,

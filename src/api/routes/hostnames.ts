@@ -1,5 +1,7 @@
 // Hostname objects (spec 001, Hostname Objects): extra DNS records — A (arec), AAAA (aaaarec)
-// and SRV (srvrec). The spec uses both /hostnames and /hosts: both are served, same records.
+// and SRV (srvrec) — that keel's DNS server answers (src/net/dns, when dns.enabled); an arec with
+// a MAC is also answered by authoritative DHCP (src/net/dhcp/directory.ts). The spec uses both
+// /hostnames and /hosts: both are served, same records.
 // Routes only: the class itself (fields, rules) is src/model/classes/hostname.ts.
 import { hostnameClass } from '../../model/classes/hostname.js';
 import { objectRoutes } from '../object-routes.js';

@@ -1,5 +1,6 @@
 // Every API route, in one table.
 import { Router } from '../../http/router.js';
+import { OBJECT_CLASSES } from '../../model/model.js';
 import type { Route } from '../route.js';
 import { adminRoutes } from './admins.js';
 import { bootConfigRoutes } from './bootconfigs.js';
@@ -17,13 +18,44 @@ import { namingPoolRoutes } from './namingpools.js';
 import { networkRoutes } from './networks.js';
 import { nodeRoutes } from './nodes.js';
 import { powerRoutes } from './power.js';
+import { registryApiRoutes } from './registries.js';
+import { execRoutes } from './exec.js';
+import { localnodeRoutes } from './localnodes.js';
+import { sshKeyRoutes } from './ssh.js';
 import { repoRoutes } from './repos.js';
 import { sessionRoutes } from './session.js';
+import { tftpFileRoutes } from './tftpfiles.js';
 
-export const allRoutes: readonly Route[] = [...sessionRoutes, ...adminRoutes, ...clusterRoutes,
+const routes: readonly Route[] = [...sessionRoutes, ...adminRoutes, ...clusterRoutes,
   ...nodeRoutes, ...attribRoutes, ...namingPoolRoutes, ...networkRoutes, ...hostnameRoutes, ...dyngroupRoutes,
   ...imageRoutes, ...bootConfigRoutes, ...kickstartRoutes, ...repoRoutes, ...distroRoutes, ...unusedFileRoutes,
-  ...gitRepoRoutes, ...powerRoutes, ...consoleRoutes];
+  ...tftpFileRoutes, ...gitRepoRoutes, ...powerRoutes, ...consoleRoutes, ...registryApiRoutes, ...sshKeyRoutes, ...execRoutes, ...localnodeRoutes];
+
+/** Singular → plural path segment of every class (and of the `/host` alias of hostnames). */
+const PLURALS = new Map<string, string>([...OBJECT_CLASSES.map((cls) => [cls.name, cls.plural] as const), ['host', 'hosts']]);
+
+/**
+ * Spec 001's prose writes some per-object paths with the plural (`PATCH /attribs/<UID>/attributes`)
+ * where its lists and examples use the singular (`/attrib/<UID>/attributes`): every `/<one>/:id…`
+ * route is also served as `/<many>/:id…`, same access, same handler (docs/spec-decisions.md). A
+ * literal plural route (`/nodes/meta`, `/nodes/power_state`) still wins over an object of that name.
+ */
+export function pluralAliases(table: readonly Route[]): Route[] {
+  // A route's shape, its parameters' names aside: `/kickstarts/:id` takes the place of an alias `/kickstarts/:name`.
+  const shape = (method: string, path: string) => `${method} ${path.replace(/:[^/]+/g, ':')}`;
+  const taken = new Set(table.map((route) => shape(route.method, route.path)));
+  const aliases: Route[] = [];
+  for (const route of table) {
+    const [, one, id] = route.path.split('/');
+    const many = PLURALS.get(one!);
+    if (many === undefined || !id?.startsWith(':')) continue;
+    const path = `/${many}${route.path.slice(one!.length + 1)}`;
+    if (!taken.has(shape(route.method, path))) aliases.push({ ...route, path, summary: `${route.summary} (alias of ${route.path})` });
+  }
+  return aliases;
+}
+
+export const allRoutes: readonly Route[] = [...routes, ...pluralAliases(routes)];
 
 export function buildApiRouter(routes: readonly Route[] = allRoutes): Router<Route> {
   return new Router(routes);

@@ -2,6 +2,7 @@
 // to list, upload and delete them (admins may also copy files into <data-dir>/kickstarts/).
 import { badRequest, HttpError } from '../../http/errors.js';
 import { FileReply, bufferContent } from '../../http/file-reply.js';
+import { kickstartClass } from '../../model/classes/registry.js';
 import { MAX_KICKSTART_BYTES } from '../../model/kickstarts.js';
 import type { Route } from '../route.js';
 
@@ -24,6 +25,8 @@ export const kickstartRoutes: Route[] = [
         if (size > MAX_KICKSTART_BYTES) throw new HttpError(413, `Kickstart files are limited to ${MAX_KICKSTART_BYTES} bytes`);
         parts.push(piece);
       }
+      const registered = ctx.model.objects(kickstartClass).collection.lookup('name', req.params.name!);
+      if (registered !== undefined) throw badRequest(`Kickstart ${req.params.name} is in the kickstart registry: replace it with PUT /kickstarts/${req.params.name} {"text": …}`);
       const bytes = Buffer.concat(parts, size);
       if (bytes.includes(0)) throw badRequest('A kickstart file must be text (it contains NUL bytes)');
       await ctx.model.kickstarts.write(req.params.name!, bytes);
@@ -35,7 +38,15 @@ export const kickstartRoutes: Route[] = [
     handler: async (req, ctx) => ctx.model.kickstarts.remove(req.params.name!),
   },
   {
-    method: 'GET', path: '/kickstarts', access: 'role.authuser', summary: 'Kickstart files: name, size, mtime',
-    handler: (_req, ctx) => ctx.model.kickstarts.list(),
+    method: 'GET', path: '/kickstarts', access: 'role.authuser',
+    summary: 'Every kickstart, registry (spec 004: with id, uid) and files: name, size, mtime, source',
+    handler: async (_req, ctx) => {
+      // One list of what GET /kickstart/<NAME> serves (docs/registries.md, "Kickstarts").
+      const registry = ctx.model.objects(kickstartClass).collection.list()
+        .sort((a, b) => (a.id as number) - (b.id as number))
+        .map((r) => ({ name: r.name, size: Buffer.byteLength(r.text as string), mtime: r.last_modified, source: 'registry', id: r.id, uid: r.uid, ...(r.description === undefined ? {} : { description: r.description }) }));
+      const files = (await ctx.model.kickstarts.list()).map((file) => ({ ...file, source: 'file' }));
+      return [...registry, ...files];
+    },
   },
 ];

@@ -6,8 +6,10 @@ import { badRequest, forbidden, notFound } from '../../http/errors.js';
 import { nodeClass } from '../../model/classes/node.js';
 import { attribClass } from '../../model/classes/attrib.js';
 import { mergedAttributes, nodes, normaliseAttributes } from '../../model/cluster.js';
+import { DERIVED_STATUS_KEYS, MISSED_PERIODS_DOWN, REPORTED_AT_FIELD, statusWithDerived } from '../../model/node-state.js';
 import { fillPowerUri, parsePowerUri, powerUriTemplate } from '../../model/power-uri.js';
 import { isPlainObject, validateBody, type Schema } from '../../model/schema.js';
+import { clusterSettings, statusPeriod } from '../../model/settings.js';
 import type { StoredRecord } from '../../store/store.js';
 import type { ApiContext } from '../context.js';
 import { attributesFor, nodeViewFor, powerUriFor } from '../credentials.js';
@@ -30,13 +32,22 @@ const STATUS_BODY: Schema = {
   hardware: { type: 'object', summary: 'Hardware facts (replace the previous hardware)' },
 };
 
-/** Store reported status and/or hardware on a node (each replaces the previous report). */
+/**
+ * Store reported status and/or hardware on a node (each replaces the previous report) and when
+ * it came, by the server's clock: the report time and the state derived from it (node-state.ts)
+ * are keel's, so a report naming them is refused. One write of the node record: the change log
+ * keeps one entry per object (src/store/store.ts), so reports do not grow it.
+ */
 async function putStatus(ctx: ApiContext, who: string, id: string, body: Record<string, unknown>): Promise<void> {
   if (body.status === undefined && body.hardware === undefined) throw badRequest(`Request body must have 'status' and/or 'hardware'`);
+  const derived = isPlainObject(body.status) ? DERIVED_STATUS_KEYS.filter((key) => Object.hasOwn(body.status as object, key)) : [];
+  if (derived.length > 0) throw badRequest(`Field 'status': ${derived.join(', ')} ${derived.length > 1 ? 'are' : 'is'} derived by keel from when reports arrive, not reported`);
+  const reportedAt = ctx.clock() / 1000;
   await nodesOf(ctx).modify(who, id, (node) => ({
     ...node,
     ...(body.status === undefined ? {} : { status: body.status }),
     ...(body.hardware === undefined ? {} : { hardware: body.hardware }),
+    [REPORTED_AT_FIELD]: reportedAt,
   }));
 }
 
@@ -105,8 +116,17 @@ export const nodeRoutes: Route[] = [
   ...attributeRoutes(nodeClass, 'The node\'s merged attributes: its groups\' in order, then its own (BMC credentials masked below role.poweradmin)', (req, ctx) =>
     attributesFor(req, ctx, mergedAttributes(ctx.store, nodesOf(ctx).resolve(req.params.id!)))),
   {
-    method: 'GET', path: '/node/:id/status', access: 'role.authuser', summary: 'The status the node last reported',
-    handler: (req, ctx) => nodesOf(ctx).resolve(req.params.id!).status ?? {},
+    method: 'GET', path: '/node/:id/status', access: 'role.authuser',
+    summary: `The status the node last reported, with last_report (ISO time, null if never) and state: up, down (silent for ${MISSED_PERIODS_DOWN} status periods) or unknown (never reported)`,
+    handler: (req, ctx) => statusWithDerived(nodesOf(ctx).resolve(req.params.id!), ctx.clock() / 1000, statusPeriod(clusterSettings(ctx.store))),
+  },
+  {
+    method: 'GET', path: '/node/:id/boot', access: 'role.authuser',
+    summary: 'The node\'s last boot and the one before, as keel saw them: phases (dhcp, tftp, script, kernel, initramfs, image, agent) with times and durations, and events (docs/boot-timeline.md)',
+    handler: (req, ctx) => {
+      const node = nodesOf(ctx).resolve(req.params.id!);
+      return { node: node.uid, name: node.name, ...ctx.bootTimelines.timelines(node.uid) };
+    },
   },
   {
     method: 'GET', path: '/node/:id/power_uri', access: 'role.authuser',
@@ -142,6 +162,7 @@ export const nodeRoutes: Route[] = [
     handler: async (req, ctx) => {
       const node = sourceNode(req, ctx);
       await putStatus(ctx, `node:${String(node.name)}`, node.uid, validateBody(STATUS_BODY, req.body, false));
+      ctx.bootTimelines.agentContact(node.uid);
     },
   },
   {

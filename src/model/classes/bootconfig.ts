@@ -6,7 +6,8 @@ import type { StoredRecord } from '../../store/store.js';
 import { fileId } from '../files.js';
 import { bootConfigIndexes } from '../indexes.js';
 import type { KickstartFiles } from '../kickstarts.js';
-import type { ObjectClass, ObjectStore } from '../object-store.js';
+import type { ObjectClass, ObjectStore, Reference } from '../object-store.js';
+import { presentReferencesByName } from './image.js';
 
 export const BOOT_STYLES = ['rwram', 'roram', 'iscsi', 'next', 'disked', 'sanboot', 'live'] as const;
 /** The boot style of a boot config that names none: RAM-based, read-write. */
@@ -15,6 +16,8 @@ export const DEFAULT_BOOT_STYLE = 'rwram';
 const KERNEL_STYLES: readonly string[] = ['rwram', 'roram', 'live', 'disked'];
 /** Styles whose root file system is the boot config's image. */
 const IMAGE_STYLES: readonly string[] = ['rwram', 'roram', 'live'];
+/** Stored as uids, shown by name as the spec's example shows `image` (docs/spec-decisions.md). */
+const BOOT_CONFIG_REFERENCES: readonly Reference[] = [{ field: 'image', className: 'image' }, { field: 'repo', className: 'repo' }];
 
 export const bootConfigClass: ObjectClass = {
   name: 'bootconfig',
@@ -24,20 +27,24 @@ export const bootConfigClass: ObjectClass = {
   readAccess: 'role.authuser',
   writeAccess: 'role.fulladmin',
   frozenReason: 'Cannot modify frozen boot configuration.',
-  references: [{ field: 'image', className: 'image' }, { field: 'repo', className: 'repo' }],
+  references: BOOT_CONFIG_REFERENCES,
   files: ['kernel', 'initramfs'],
   fields: {
     name: { type: 'string', required: true, summary: 'Name of the boot config' },
     description: { type: 'string', summary: 'Free text' },
     cmdline: { type: 'string', summary: 'Kernel command line' },
-    image: { type: 'string', summary: 'Image booted into (UID or name; stored as UID)' },
+    image: { type: 'string', summary: 'Image booted into (UID or name; stored as UID, shown by name)' },
     boot_style: { type: 'string', enum: BOOT_STYLES, summary: `How the node boots; default ${DEFAULT_BOOT_STYLE} (RAM-based, read-write)` },
-    repo: { type: 'string', summary: 'Repo used by installs (UID or name; stored as UID)' },
+    repo: { type: 'string', summary: 'Repo used by installs (UID or name; stored as UID, shown by name)' },
     kickstart: { type: 'string', summary: 'Name of a kickstart file in <data-dir>/kickstarts/, or a file in a gitrepo: git:<repo>/<path>[@<ref>]' },
     kernel: { type: 'object', readOnly: true, summary: 'The kernel: size, mtime, chksum, fmt (upload with PUT /bootconfig/<UID>/kernel)' },
     initramfs: { type: 'object', readOnly: true, summary: 'The initramfs: size, mtime, chksum, fmt (upload with PUT /bootconfig/<UID>/initramfs)' },
   },
   defaults: () => ({ boot_style: DEFAULT_BOOT_STYLE }),
+  viewReads: ['image', 'repo'],
+  present(record, view, store) {
+    presentReferencesByName(BOOT_CONFIG_REFERENCES, record, view, store);
+  },
 };
 
 export function bootStyleOf(record: Readonly<Record<string, unknown>>): string {

@@ -27,7 +27,7 @@ export const hostnameClass: ObjectClass = {
     type: { type: 'string', enum: Object.keys(TYPE_FIELDS), summary: 'arec (IPv4, default), aaaarec (IPv6) or srvrec (service)' },
     description: { type: 'string', summary: 'Free text' },
     ip: { type: 'string', summary: 'arec, aaaarec (required): the address' },
-    mac: { type: 'string', summary: 'arec, aaaarec: MAC address of the host (recorded; keel\'s DHCP answers nodes, not hostname records)' },
+    mac: { type: 'string', summary: 'arec, aaaarec: MAC address of the host; an arec\'s host then gets its ip from keel\'s authoritative DHCP (docs/dns.md)' },
     target: { type: 'string', summary: 'srvrec (required): the server running the service' },
     port: { type: 'integer', summary: 'srvrec (required): the service port' },
     service: { type: 'string', summary: 'srvrec: service name (default: the record name)' },

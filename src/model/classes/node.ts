@@ -5,9 +5,9 @@ import { isIPv4 } from 'node:net';
 import type { Store, StoredRecord } from '../../store/store.js';
 import { normaliseMac } from '../address.js';
 import { placeNode } from '../allocation.js';
-import { networks, normaliseAttributes } from '../cluster.js';
+import { mergedAttributes, networks, normaliseAttributes } from '../cluster.js';
 import { Invalid } from '../errors.js';
-import { nodeIndexes } from '../indexes.js';
+import { bootConfigIndexes, nodeIndexes } from '../indexes.js';
 import type { ObjectClass } from '../object-store.js';
 
 export const NODE_TYPES = ['unknown', 'compute', 'head', 'simulated'] as const;
@@ -51,6 +51,7 @@ export const nodeClass: ObjectClass = {
     if (mac === undefined) throw new Invalid(`Field 'mac' must be a MAC address, e.g. 52:54:00:12:34:56`);
     record.mac = mac;
     record.attributes = normaliseAttributes(record.attributes ?? {}, 'attributes');
+    if (previous === undefined) giveDefaultBootConfig(store, record);
     // References are uids by now (ObjectStore resolves them before derive): a group named twice counts once.
     record.groups = [...new Set((record.groups as string[] | undefined) ?? [])];
     placeNode(store, tx, record, previous);
@@ -65,6 +66,23 @@ export const nodeClass: ObjectClass = {
     view.domain = nodeDomain(store, record);
   },
 };
+
+/** Name of the boot config new nodes boot by default, created by `keel init --assets` (src/model/default-objects.ts). */
+export const DEFAULT_BOOT_CONFIG = 'DefaultBoot';
+/** The attribute naming a node's boot config (what src/boot/ipxe-script.ts reads). */
+export const BOOT_CONFIG_ATTRIBUTE = '_boot_config';
+
+/**
+ * A new node gets `_boot_config: DefaultBoot` of its own (spec 001's node example) when it would
+ * otherwise have none — neither its own nor from a group it joins at creation — and a boot config
+ * named DefaultBoot exists. Without DefaultBoot it stays unset: naming a boot config that is not
+ * there would give the node a retry script instead of whatever the admin sets up later.
+ */
+function giveDefaultBootConfig(store: Store, record: Record<string, unknown>): void {
+  if (mergedAttributes(store, record)[BOOT_CONFIG_ATTRIBUTE] !== undefined) return;
+  if (store.collection('bootconfig', bootConfigIndexes).lookup('name', DEFAULT_BOOT_CONFIG) === undefined) return;
+  record.attributes = { ...(record.attributes as Record<string, string>), [BOOT_CONFIG_ATTRIBUTE]: DEFAULT_BOOT_CONFIG };
+}
 
 function nodeDomain(store: Store, node: StoredRecord): string {
   const net = typeof node.net === 'string' ? networks(store).get(node.net) : undefined;

@@ -16,6 +16,8 @@ export interface NodeBinding {
   subnetMask: string;
   routers: string[];
   dnsServers: string[];
+  /** Without dnsServers: name the address this reply comes from, keel's DNS server (docs/dns.md). */
+  dnsIsServer?: boolean;
   domain: string;
   hostname: string;
   leaseSeconds: number;
@@ -86,7 +88,8 @@ function offerOrAck(request: DhcpPacket, context: RequestContext, binding: NodeB
   setOption(reply.options, Option.leaseTime, binding.leaseSeconds);
   setOption(reply.options, Option.subnetMask, binding.subnetMask);
   if (binding.routers.length > 0) setOption(reply.options, Option.routers, binding.routers);
-  if (binding.dnsServers.length > 0) setOption(reply.options, Option.dnsServers, binding.dnsServers);
+  const dnsServers = binding.dnsServers.length > 0 ? binding.dnsServers : binding.dnsIsServer ? [context.serverAddress] : [];
+  if (dnsServers.length > 0) setOption(reply.options, Option.dnsServers, dnsServers);
   setOption(reply.options, Option.hostname, binding.hostname);
   reply.options.set(DOMAIN_NAME_OPTION, Buffer.from(binding.domain, 'latin1'));
   const client = bootClientOf(request.chaddr, request.options);

@@ -5,11 +5,13 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { createSocket, type Datagram, type OutgoingDatagram, type UdpSocket } from 'dgram-native';
+import type { DhcpReplyEvent } from '../../boot/timeline.js';
 import { DomainError } from '../../model/errors.js';
 import { StoreConflict, StoreOutOfSpace } from '../../store/errors.js';
 import type { LeaseStore } from '../../store/leases.js';
 import { parseDhcp, serializeDhcp, type DhcpPacket } from './codec.js';
 import type { DhcpBackend } from './backend.js';
+import { bootClientOf } from './boot-client.js';
 import { handleAuthoritative, type AuthoritativeResult, type LeaseChange } from './handler-authoritative.js';
 import { DHCP_SERVER_PORT, MESSAGE_TYPE_NAMES, messageTypeOf, PXE_PORT, type HandlerResult, type OutgoingReply, type RequestContext } from './reply.js';
 import { handleProxy } from './handler-proxy.js';
@@ -29,6 +31,8 @@ export interface DhcpServerOptions {
   /** Per-MAC token bucket: `burst` requests at once, refilled at `perSecond`. */
   rateLimit?: { burst: number; perSecond: number };
   clock?: () => number;
+  /** Told of every reply queued for sending (the boot timelines, src/boot/timeline.ts). */
+  bootEvents?: { dhcpReplied(reply: DhcpReplyEvent): void };
 }
 
 /** Upper bounds (µs) of the latency histogram buckets; the last bucket is everything above. */
@@ -276,7 +280,9 @@ export class DhcpServer {
     const outgoing: OutgoingDatagram = { data: bytes, port: reply.port, address: reply.address, sourceAddress: datagram.localAddress };
     if (broadcast) outgoing.ifindex = datagram.ifindex;
     const type = messageTypeOf(reply.packet);
-    this.pending.push({ socket, datagram: outgoing, type: type === undefined ? 'BOOTP' : (MESSAGE_TYPE_NAMES[type] ?? `TYPE${type}`), receivedAt });
+    const typeName = type === undefined ? 'BOOTP' : (MESSAGE_TYPE_NAMES[type] ?? `TYPE${type}`);
+    this.pending.push({ socket, datagram: outgoing, type: typeName, receivedAt });
+    this.options.bootEvents?.dhcpReplied({ mac: request.chaddr, type: typeName, yiaddr: reply.packet.yiaddr, ciaddr: reply.packet.ciaddr, client: clientKind(request) });
   }
 
   private scheduleFlush(): void {
@@ -381,6 +387,12 @@ export class DhcpServer {
       else this.report(condition, {});
     }
   }
+}
+
+/** Who sent `request`, as the boot timelines tell a network-boot client from a booted system's DHCP client. */
+function clientKind(request: DhcpPacket): DhcpReplyEvent['client'] {
+  const client = bootClientOf(request.chaddr, request.options);
+  return client === undefined ? 'other' : client.ipxe ? 'ipxe' : 'firmware';
 }
 
 /**

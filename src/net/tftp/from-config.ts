@@ -3,10 +3,10 @@
 import type { Logger } from 'pino';
 import type { KeelConfig } from '../../config.js';
 import type { ChunkStore } from '../../store/chunks.js';
-import { TftpServer } from './server.js';
+import { TftpServer, type TftpServerOptions } from './server.js';
 import { ChunkStoreSource, CompositeSource, RootDirectorySource, type TftpFileSource } from './sources.js';
 
-export function startTftpServer(config: KeelConfig, chunks: ChunkStore, log: Logger, port = config.tftp.port): TftpServer {
+export function startTftpServer(config: KeelConfig, chunks: ChunkStore, log: Logger, bootEvents?: TftpServerOptions['bootEvents'], port = config.tftp.port): TftpServer {
   const sources: TftpFileSource[] = [new ChunkStoreSource(chunks)];
   if (config.tftp.root !== null) sources.push(new RootDirectorySource(config.tftp.root));
   // dgram-native is IPv4: the IPv6 wildcard means "everywhere" for TFTP too, any other IPv6 address cannot be served.
@@ -18,6 +18,7 @@ export function startTftpServer(config: KeelConfig, chunks: ChunkStore, log: Log
     maxTransfersPerSource: config.tftp.max_transfers_per_source,
     windowMemoryBytes: config.tftp.window_memory_bytes,
     windowMemoryPerSourceBytes: config.tftp.window_memory_per_source_bytes,
+    bootEvents,
   });
   log.info({ bind, port: server.address().port, root: config.tftp.root ?? undefined }, 'TFTP listening');
   return server;

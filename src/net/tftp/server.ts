@@ -3,6 +3,7 @@
 // transfers' lifecycle. Every protocol decision is the pure core's (request.ts, transfer.ts);
 // files come from a TftpFileSource.
 import type { Logger } from 'pino';
+import type { TftpTransferEvent } from '../../boot/timeline.js';
 import { createSocket, parseIPv4, type Datagram, type DgramNativeError, type ReceivedView, type TftpPumpStart, type UdpSocket } from 'dgram-native';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_LIMITS, negotiateOptions, type TftpLimits } from './options.js';
 import { ErrorCode, Opcode, serializeError } from './packets.js';
@@ -38,6 +39,8 @@ export interface TftpServerOptions {
   windowMemoryBytes?: number;
   /** The same budget for the transfers of one client address (`tftp.window_memory_per_source_bytes`). */
   windowMemoryPerSourceBytes?: number;
+  /** Told of every transfer that ended and every file refused (the boot timelines, src/boot/timeline.ts). */
+  bootEvents?: { tftpTransferEnded(transfer: TftpTransferEvent): void };
 }
 
 /** Defaults of the admission limits (docs/security.md lists them with their config keys). */
@@ -314,6 +317,7 @@ export class TftpServer {
       const notFound = opened.error === 'not-found';
       if (notFound) this.counters.notFound++;
       else this.counters.accessViolations++;
+      this.options.bootEvents?.tftpTransferEnded({ address: peer.address, file: request.filename, outcome: opened.error, bytes: 0, durationMs: 0, retransmits: 0 });
       const fields = { peer: where, file: request.filename, reason: opened.reason };
       if (notFound) this.log.info(fields, 'tftp: file not found');
       else this.log.warn(fields, 'tftp: access violation');
@@ -551,6 +555,7 @@ export class TftpServer {
     this.counters.blocksResent += counters.blocksResent;
     this.counters.bytesSent += counters.bytesSent;
     this.counters.timeouts += counters.timeouts;
+    this.options.bootEvents?.tftpTransferEnded({ address: active.peer.address, file: active.request.filename, outcome: result.outcome, bytes: counters.bytesSent, durationMs: counters.durationMs, retransmits: counters.blocksResent });
     const negotiated = active.transfer.negotiated;
     this.log.info(
       {

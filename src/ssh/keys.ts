@@ -1,0 +1,72 @@
+// SSH key pairs: GET /sshkey's generator (nothing stored, nothing logged) and the head's own pair,
+// generated at first start, the private key a 0600 file in the data directory, the public key shown
+// as `ssh_public` on the head object (spec 003). keel runs remote commands with it (exec.ts).
+// ssh2's generator writes both halves in OpenSSH's formats. docs/security.md, "SSH keys".
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+
+export const KEY_ALGORITHMS = ['ed25519', 'ecdsa', 'rsa'] as const;
+export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
+
+export interface KeyPair {
+  /** One OpenSSH public key line (`<type> <base64> <comment>`). */
+  public: string;
+  /** The OpenSSH private key, unencrypted, ending in a newline. */
+  private: string;
+}
+
+/** A new pair: ed25519, ecdsa on nistp256, or rsa of 3072 bits (ssh-keygen's defaults). */
+export function generateKeyPair(algorithm: KeyAlgorithm, comment: string): KeyPair {
+  const pair = algorithm === 'ed25519' ? ssh2.utils.generateKeyPairSync('ed25519', { comment })
+    : algorithm === 'ecdsa' ? ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256, comment })
+    : ssh2.utils.generateKeyPairSync('rsa', { bits: 3072, comment });
+  return { public: pair.public.trimEnd(), private: pair.private.endsWith('\n') ? pair.private : `${pair.private}\n` };
+}
+
+/** Write `text` to a new file created with `mode`, synced, then renamed into place: whole or absent after a crash. */
+function writeDurably(path: string, text: string, mode: number): void {
+  const temp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(temp, 'w', mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+}
+
+/** Where the head's key pair lives under the data directory. */
+export const HEAD_KEY_DIR = 'ssh';
+const HEAD_KEY_FILE = 'head_ed25519';
+
+/** The head's key pair: its public line and the private key (kept in memory, never logged). */
+export interface HeadKey {
+  public: string;
+  /** The private key file, mode 0600. */
+  path: string;
+  privateKey(): Buffer;
+}
+
+/**
+ * The head's key pair, generated on first start. The private key is written with mode 0600 (and
+ * the directory 0700) before anything else can read it; the public line beside it (`.pub`).
+ */
+export function ensureHeadKey(dataDir: string, headName: string): HeadKey {
+  const dir = join(dataDir, HEAD_KEY_DIR);
+  const path = join(dir, HEAD_KEY_FILE);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let publicLine: string;
+  try {
+    publicLine = readFileSync(`${path}.pub`, 'utf8').trim();
+    readFileSync(path);
+  } catch {
+    const pair = generateKeyPair('ed25519', `keel@${headName}`);
+    // The public half last: its presence says the pair is whole.
+    writeDurably(path, pair.private, 0o600);
+    writeDurably(`${path}.pub`, `${pair.public}\n`, 0o644);
+    publicLine = pair.public;
+  }
+  return { public: publicLine, path, privateKey: () => readFileSync(path) };
+}
