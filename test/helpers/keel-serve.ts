@@ -35,7 +35,7 @@ export async function serveKeel(t: ExecutionContext, dataDir: string): Promise<S
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   while (!output.includes('API listening') && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   if (!output.includes('API listening')) throw new Error(`keel serve did not start:\n${output}`);
   const api = `http://127.0.0.1:${port}/api/v1`;
