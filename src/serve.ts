@@ -146,6 +146,7 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     dhcp = startDhcpServer(config, model, httpPort, log, bootTimelines);
     metrics.addTftp(tftp.stats.bind(tftp));
     if (dhcp) metrics.addDhcp(dhcp.stats.bind(dhcp));
+    if (dns) metrics.addDns(dns.stats.bind(dns));
   } catch (error) {
     await dns?.close();
     await tftp?.close();

@@ -188,6 +188,10 @@ test.serial('garbage datagrams are dropped and counted; the server goes on answe
   while ((keel.head.dns!.stats().drops.malformed ?? 0) < before + 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   t.is(keel.head.dns!.stats().drops.malformed, before + 3);
   t.is((await dig(port, 'n0.lab.test', 'A')).status, 'NOERROR');
+  // What an operator's Prometheus sees: the same counts at /metrics.
+  const metrics = await (await fetch(`http://127.0.0.1:${keel.head.httpPort}/metrics`)).text();
+  t.true(metrics.includes(`keel_dns_dropped_total{reason="malformed"} ${before + 3}\n`), metrics.split('\n').filter((line) => line.startsWith('keel_dns')).join('\n'));
+  t.regex(metrics, /^keel_dns_answered_total\{outcome="answer"\} [1-9]\d*$/m);
 });
 
 test.serial('a flood of garbage is one log line per minute, not one per packet', async (t) => {

@@ -8,6 +8,7 @@ import type { BootTimelines, PhaseDuration, ServedReply } from '../boot/timeline
 import { fileReplyStatus } from '../boot/routes.js';
 import type { DhcpServerStats } from '../net/dhcp/server.js';
 import { LATENCY_BUCKETS_US } from '../net/dhcp/server.js';
+import type { DnsServerStats } from '../net/dns/server.js';
 import type { TftpServerStats } from '../net/tftp/server.js';
 import type { Mount, Reply } from '../http/dispatch.js';
 import { toHttpError } from '../http/errors.js';
@@ -105,8 +106,8 @@ const byLabel = <L extends string>(label: L, counts: Record<string, number>): Ar
 export class KeelMetrics {
   private readonly registry = new Registry();
   /** The servers' counters, read once at the start of each scrape for all their families. */
-  private readonly sources: { dhcp?: () => DhcpServerStats; tftp?: () => TftpServerStats } = {};
-  private scraped: { dhcp?: DhcpServerStats; tftp?: TftpServerStats } = {};
+  private readonly sources: { dhcp?: () => DhcpServerStats; tftp?: () => TftpServerStats; dns?: () => DnsServerStats } = {};
+  private scraped: { dhcp?: DhcpServerStats; tftp?: TftpServerStats; dns?: DnsServerStats } = {};
   /**
    * Requests by `kind status_class` (/boot) and `method status_class` (API), and /boot bytes by
    * kind: plain numbers on the request path, handed to prom-client at each scrape. Its inc()
@@ -159,6 +160,20 @@ export class KeelMetrics {
     }
   }
 
+  /** The DNS server's families (only while it runs; DnsServerStats in src/net/dns/server.ts says what each counts). */
+  addDns(stats: () => DnsServerStats): void {
+    const registry = this.registry;
+    this.sources.dns = stats;
+    const read = () => this.scraped.dns ?? stats();
+    readCounter(registry, 'keel_dns_received_total', 'DNS datagrams received.', [], () => [[{}, read().received]]);
+    readCounter(registry, 'keel_dns_answered_total', 'DNS answers sent, by outcome.', ['outcome'], () => byLabel('outcome', read().answered));
+    readCounter(registry, 'keel_dns_dropped_total', 'DNS datagrams not answered, by reason.', ['reason'], () => byLabel('reason', read().drops));
+    readCounter(registry, 'keel_dns_cache_hits_total', 'DNS answers taken from the answer cache.', [], () => [[{}, read().cacheHits]]);
+    readCounter(registry, 'keel_dns_forwarded_total', 'DNS queries forwarded to an upstream.', [], () => [[{}, read().forwarded]]);
+    readCounter(registry, 'keel_dns_forward_timeouts_total', 'Forwarded DNS queries that got no upstream answer in time (SERVFAIL).', [], () => [[{}, read().forwardTimeouts]]);
+    readCounter(registry, 'keel_dns_forward_overflows_total', 'DNS queries refused because the most forwarded queries were waiting.', [], () => [[{}, read().forwardOverflows]]);
+  }
+
   /** The boot timelines' own figures: nodes followed, events from unknown sources. */
   addTimelines(timelines: BootTimelines): void {
     const registers = [this.registry];
@@ -201,7 +216,7 @@ export class KeelMetrics {
 
   /** The exposition text: the servers' counters read once, then every family rendered. */
   async render(): Promise<string> {
-    this.scraped = { dhcp: this.sources.dhcp?.(), tftp: this.sources.tftp?.() };
+    this.scraped = { dhcp: this.sources.dhcp?.(), tftp: this.sources.tftp?.(), dns: this.sources.dns?.() };
     try {
       return await this.registry.metrics();
     } finally {
