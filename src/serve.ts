@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { ApiContext } from './api/context.js';
 import { DOMAIN_ERROR_STATUSES } from './api/errors.js';
 import { apiHooks } from './api/hooks.js';
-import { LocalLogin } from './api/local-login.js';
+import { LOCAL_LOGIN_SOCKET, LocalLogin } from './api/local-login.js';
 import { LoginThrottle } from './api/login-throttle.js';
 import { buildMetricsRouter, KeelMetrics, METRICS_PREFIX } from './api/metrics.js';
 import { consoleWebSocket } from './api/routes/console.js';
@@ -40,7 +40,6 @@ import { LocalnodeProbe } from './ssh/reachability.js';
 import { localnodeClass } from './model/classes/localnode.js';
 import { Store } from './store/store.js';
 
-export const LOCAL_LOGIN_SOCKET = 'login.sock';
 export const API_PREFIX = '/api/v1';
 
 export interface Head {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { LOCAL_LOGIN_SOCKET } from '../src/serve.js';
+import { LOCAL_LOGIN_SOCKET } from '../src/api/local-login.js';
 import { startTestHead } from './helpers/head.js';
 
 test('login returns the spec shape; bad credentials get 401', async (t) => {

@@ -7,6 +7,9 @@ import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { Logger } from 'pino';
 
+/** The socket's file name in the data directory (`keel serve` listens; `keel init` checks for a running keel). */
+export const LOCAL_LOGIN_SOCKET = 'login.sock';
+
 const SECRET_TTL_MS = 60_000;
 const MAX_LINE = 1024;
 

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import type { KeelConfig } from '../config.js';
 import { ensureDefaultObjects, type DefaultObjectsResult } from '../model/default-objects.js';
 import { Model } from '../model/model.js';
-import { LOCAL_LOGIN_SOCKET } from '../serve.js';
+import { LOCAL_LOGIN_SOCKET } from '../api/local-login.js';
 import { Store } from '../store/store.js';
 
 /** Whether a keel serves this data directory now: its login socket accepts a connection. */
