@@ -10,8 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
-import { ensureHeadKey } from '../src/ssh/keys.js';
+import { ensureHeadKey, generateKeyPair } from '../src/ssh/keys.js';
 import { freePort } from './helpers/free-port.js';
 import { startTestHead, type TestHead } from './helpers/head.js';
 
@@ -41,7 +40,7 @@ const listening = (port: number) => new Promise<boolean>((resolve) => {
 async function startSshd(t: ExecutionContext, authorizedKey: string): Promise<Sshd> {
   const dir = mkdtempSync(join(tmpdir(), 'keel-sshd-'));
   const port = await freePort();
-  const host = ssh2.utils.generateKeyPairSync('ed25519');
+  const host = generateKeyPair('ed25519', 'test-sshd');
   writeFileSync(join(dir, 'host_ed25519'), host.private, { mode: 0o600 });
   const authorizedKeys = join(dir, 'authorized_keys');
   writeFileSync(authorizedKeys, `${authorizedKey}\n`, { mode: 0o600 });
@@ -150,7 +149,7 @@ test('a client that goes away ends the remote command', async (t) => {
 
 test('a wrong key, a closed port and a silent node fail with the node and the step', async (t) => {
   const { h, token, node, sshd } = await setup(t);
-  writeFileSync(sshd.authorizedKeys, `${ssh2.utils.generateKeyPairSync('ed25519').public}\n`);
+  writeFileSync(sshd.authorizedKeys, `${generateKeyPair('ed25519', 'another').public}\n`);
   const wrongKey = await exec(h, token, node, { cmd: 'true' });
   t.is(wrongKey.status, 502);
   t.is(((await wrongKey.json()) as { reason: string }).reason, `Node ${node}: authenticate failed: the node refused the key for root`);

@@ -16,12 +16,28 @@ export interface KeyPair {
   private: string;
 }
 
-/** A new pair: ed25519, ecdsa on nistp256, or rsa of 3072 bits (ssh-keygen's defaults). */
+/** The ed25519 public key blob OpenSSH expects: string "ssh-ed25519" (4 + 11) and a 32-byte key (4 + 32). */
+const ED25519_BLOB_BYTES = 51;
+/** Far more tries than a 1-in-256 event ever needs; a bound so that a broken generator cannot loop. */
+const ED25519_TRIES = 16;
+
+/**
+ * A new pair: ed25519, ecdsa on nistp256, or rsa of 3072 bits (ssh-keygen's defaults).
+ *
+ * ssh2 1.17.0 strips every leading zero byte of an ed25519 public key (mscdex/ssh2#1390, #1513,
+ * open): one pair in 256 comes out with a 31-byte key that OpenSSH refuses ("error in libcrypto")
+ * and ssh2 itself cannot parse. Such a pair is thrown away and another generated.
+ */
 export function generateKeyPair(algorithm: KeyAlgorithm, comment: string): KeyPair {
-  const pair = algorithm === 'ed25519' ? ssh2.utils.generateKeyPairSync('ed25519', { comment })
-    : algorithm === 'ecdsa' ? ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256, comment })
-    : ssh2.utils.generateKeyPairSync('rsa', { bits: 3072, comment });
-  return { public: pair.public.trimEnd(), private: pair.private.endsWith('\n') ? pair.private : `${pair.private}\n` };
+  for (let attempt = 0; attempt < ED25519_TRIES; attempt++) {
+    const pair = algorithm === 'ed25519' ? ssh2.utils.generateKeyPairSync('ed25519', { comment })
+      : algorithm === 'ecdsa' ? ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256, comment })
+      : ssh2.utils.generateKeyPairSync('rsa', { bits: 3072, comment });
+    const publicLine = pair.public.trimEnd();
+    if (algorithm === 'ed25519' && Buffer.from(publicLine.split(' ')[1] ?? '', 'base64').length !== ED25519_BLOB_BYTES) continue;
+    return { public: publicLine, private: pair.private.endsWith('\n') ? pair.private : `${pair.private}\n` };
+  }
+  throw new Error(`ssh2 generated ${ED25519_TRIES} malformed ed25519 keys in a row`);
 }
 
 /** Write `text` to a new file created with `mode`, synced, then renamed into place: whole or absent after a crash. */
