@@ -2,16 +2,11 @@
 // without a stack trace (issue 19, item 10): a flood from random MACs used to write one ≈ 930-byte
 // line with a stack per packet.
 import test from 'ava';
-import { createSocket as createNodeSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { Invalid } from '../src/model/errors.js';
 import type { DhcpBackend } from '../src/net/dhcp/backend.js';
-import { DhcpServer } from '../src/net/dhcp/server.js';
-import { LeaseStore } from '../src/store/leases.js';
-import { Store } from '../src/store/store.js';
+import { startLoopbackDhcp } from './helpers/dhcp-loopback.js';
 
 const discover = readFileSync(new URL('./fixtures/dhcp/udhcpc-01-to-server.bin', import.meta.url));
 const CHADDR_OFFSET = 28;
@@ -32,24 +27,13 @@ for (const [acceptNewNodes, condition, message] of [
   [true, 'register-failed', 'DHCP could not register a new node'],
 ] as const) {
   test(`1,000 DISCOVERs from random MACs (${condition}): one line, then one with the count an interval later, no stack`, async (t) => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'keel-dhcp-log-'));
-    const store = new Store({ dataDir, headName: 't' });
     const lines: Record<string, unknown>[] = [];
     let offset = 0;
-    const base = 24000 + (process.pid % 20000) + (acceptNewNodes ? 2 : 0);
-    const server = new DhcpServer({
-      interfaces: ['lo'], directory: backend(acceptNewNodes), leases: new LeaseStore(store), httpPort: 8080,
+    const { server, client, port: base } = await startLoopbackDhcp(t, {
+      directory: () => backend(acceptNewNodes), portOffset: 4000 + (acceptNewNodes ? 2 : 0),
       log: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }),
-      serverPort: base, pxePort: base + 1, clock: () => Date.now() + offset,
+      clock: () => Date.now() + offset,
     });
-    const client = createNodeSocket('udp4');
-    t.teardown(async () => {
-      client.close();
-      await server.close();
-      await store.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    });
-    await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', resolve));
     const send = async (count: number, first: number) => {
       for (let i = 0; i < count; i++) {
         const packet = Buffer.from(discover);

@@ -1,36 +1,20 @@
 // The DHCP server's socket side on loopback: replies from the arrival address on the PXE port,
 // malformed packets counted (never a crash), the per-MAC rate limit, stats per message type.
 import test from 'ava';
-import { createSocket as createNodeSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { parseDhcp } from '../src/net/dhcp/codec.js';
 import { Model } from '../src/model/model.js';
 import { DhcpDirectory } from '../src/net/dhcp/directory.js';
-import { DhcpServer } from '../src/net/dhcp/server.js';
-import { LeaseStore } from '../src/store/leases.js';
-import { Store } from '../src/store/store.js';
+import { startLoopbackDhcp } from './helpers/dhcp-loopback.js';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/dhcp/${name}.bin`, import.meta.url));
 
 test('loopback: PXE-port REQUESTs get ACKs from the arrival address; garbage is counted; one MAC is rate-limited', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'keel-dhcp-server-'));
-  const store = new Store({ dataDir, headName: 't' });
-  const base = 20000 + (process.pid % 20000);
-  const server = new DhcpServer({
-    interfaces: ['lo'], directory: new DhcpDirectory(new Model(store, { dataDir })), leases: new LeaseStore(store), httpPort: 8080,
-    log: pino({ level: 'silent' }), serverPort: base, pxePort: base + 1, rateLimit: { burst: 3, perSecond: 0.001 },
+  const { server, client, port: base } = await startLoopbackDhcp(t, {
+    directory: (store, dataDir) => new DhcpDirectory(new Model(store, { dataDir })),
+    log: pino({ level: 'silent' }), rateLimit: { burst: 3, perSecond: 0.001 },
   });
-  const client = createNodeSocket('udp4');
-  t.teardown(async () => {
-    client.close();
-    await server.close();
-    await store.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', resolve));
   const replies: Buffer[] = [];
   client.on('message', (data) => replies.push(data));
 
