@@ -141,7 +141,7 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     if (ipxeImportDir !== undefined) await importIpxeBinaries(model.chunks, log, ipxeImportDir);
     const missing = missingIpxeBinaries(model.chunks);
     if (missing.length > 0) log.warn({ missing }, 'iPXE binaries missing: firmware that needs them cannot boot (Debian\'s ipxe package gives BIOS and x86-64 UEFI; docs/boot-policy.md)');
-    dns = startDnsServer(config, store, log);
+    dns = await startDnsServer(config, store, log);
     dhcp = startDhcpServer(config, model, httpPort, log, bootTimelines);
     metrics.addTftp(tftp.stats.bind(tftp));
     if (dhcp) metrics.addDhcp(dhcp.stats.bind(dhcp));

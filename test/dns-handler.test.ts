@@ -137,6 +137,12 @@ test('truncation: 30 A records (no name compression: 34 bytes each) do not fit 5
   t.true(small.flag_tc, 'an advertised size below 512 counts as 512');
 });
 
+test('over TCP the same 30 records come whole, without EDNS: only the message size limits a TCP answer', (t) => {
+  const overTcp = answer(handleDnsQuery(query({ questions: [{ name: 'many.cluster.local', type: 'A' }] }), { ...CONTEXT, tcp: true }, backend));
+  t.false(overTcp.flag_tc);
+  t.is(overTcp.answers?.length, 30);
+});
+
 test('dropped: short, undecodable and response packets; answered with an error: other opcodes, question counts', (t) => {
   t.like(handleDnsQuery(Buffer.alloc(5), CONTEXT, backend), { drop: 'malformed' });
   const cut = query({ questions: [{ name: 'n1.cluster.local', type: 'A' }] }).subarray(0, 20);

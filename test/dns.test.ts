@@ -5,6 +5,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -175,6 +176,37 @@ test.serial('other names go to the upstream (dnsmasq); other classes are REFUSED
   t.is((await dig(port, 'version.bind', 'TXT', 'CH')).status, 'REFUSED');
   t.is(keel.head.dns!.stats().forwarded, before + 1);
   t.is(keel.head.dns!.stats().answered.forwarded, before + 1);
+});
+
+test.serial('an answer too big for UDP comes with TC; dig retries over TCP and gets it whole; forwarding over TCP', async (t) => {
+  // 40 SRV records under one name: ≈ 2 KB, over EDNS's 1232 bytes.
+  const created: string[] = [];
+  for (let i = 0; i < 40; i++) created.push(await ok('POST', '/hostnames', { name: `pool${i}`, type: 'srvrec', service: 'pool', target: 'nfsserver', port: 7000 + i, proto: 'udp' }) as string);
+  t.teardown(async () => {
+    for (const uid of created) await ok('DELETE', `/hostname/${uid}`);
+  });
+  const overUdp = await dig(port, '+ignore', '_pool._udp.cluster.local', 'SRV');
+  t.true(overUdp.flags.includes('tc'), `flags ${overUdp.flags.join(' ')}`);
+  t.is(overUdp.answer.length, 0);
+  // What a resolver does: dig's default follows TC over TCP to the same port.
+  const followed = await dig(port, '_pool._udp.cluster.local', 'SRV');
+  t.is(followed.status, 'NOERROR');
+  t.false(followed.flags.includes('tc'));
+  t.is(followed.answer.length, 40);
+  t.deepEqual(followed.answer.map((record) => Number(record[6])).sort((a, b) => a - b), created.map((_, i) => 7000 + i));
+  const overTcp = await dig(port, '+tcp', `n0.lab.test`, 'A');
+  t.deepEqual(overTcp.answer.map((record) => record[4]), [ips.n0]);
+  t.true(overTcp.flags.includes('aa'));
+  t.is((await dig(port, '+tcp', 'www.example.test', 'A')).answer[0]?.[4], '192.0.2.80', 'forwarded to dnsmasq over TCP');
+  // Garbage on a TCP connection closes it; the server goes on.
+  await new Promise<void>((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => socket.write(Buffer.from([0, 6, 1, 2, 3, 4, 5, 6])));
+    socket.on('close', () => resolve());
+    socket.on('error', () => resolve());
+  });
+  t.is((await dig(port, '+tcp', 'nfsserver.cluster.local', 'A')).answer[0]?.[4], '10.77.0.5');
+  const metrics = await (await fetch(`http://127.0.0.1:${keel.head.httpPort}/metrics`)).text();
+  t.regex(metrics, /^keel_dns_tcp_queries_total [5-9]\d*$/m);
 });
 
 test.serial('garbage datagrams are dropped and counted; the server goes on answering', async (t) => {

@@ -172,6 +172,8 @@ export class KeelMetrics {
     readCounter(registry, 'keel_dns_forwarded_total', 'DNS queries forwarded to an upstream.', [], () => [[{}, read().forwarded]]);
     readCounter(registry, 'keel_dns_forward_timeouts_total', 'Forwarded DNS queries that got no upstream answer in time (SERVFAIL).', [], () => [[{}, read().forwardTimeouts]]);
     readCounter(registry, 'keel_dns_forward_overflows_total', 'DNS queries refused because the most forwarded queries were waiting.', [], () => [[{}, read().forwardOverflows]]);
+    readCounter(registry, 'keel_dns_tcp_queries_total', 'DNS queries received over TCP.', [], () => [[{}, read().tcpQueries]]);
+    readCounter(registry, 'keel_dns_tcp_refused_total', 'DNS TCP connections closed at once because the most were open.', [], () => [[{}, read().tcpRefused]]);
   }
 
   /** The boot timelines' own figures: nodes followed, events from unknown sources. */

@@ -19,6 +19,8 @@ export const CLASSIC_UDP_LIMIT = 512;
  * an IPv6 minimum MTU without fragmentation.
  */
 export const EDNS_UDP_LIMIT = 1232;
+/** A TCP message's two-byte length (RFC 1035 §4.2.2). */
+const TCP_MESSAGE_LIMIT = 0xffff;
 
 const QR = 1 << 15;
 const OPCODE_SHIFT = 11;
@@ -33,6 +35,8 @@ export interface QueryContext {
   localAddress: string;
   /** Whether names outside keel's zones are forwarded to upstreams (else REFUSED). */
   forwarding: boolean;
+  /** Asked over TCP (tcp.ts): answers up to a message's 65,535 bytes, never truncated. */
+  tcp?: boolean;
 }
 
 export type Outcome = 'answer' | 'nodata' | 'nxdomain' | 'refused' | 'formerr' | 'notimp' | 'badvers';
@@ -59,7 +63,7 @@ export function handleDnsQuery(request: Buffer, context: QueryContext, backend: 
   const opts = (query.additionals ?? []).filter((record): record is OptAnswer => record.type === 'OPT');
   const edns = opts.length === 1 ? opts[0] : undefined;
   const reply = (rcode: number, outcome: Outcome, sections: Sections = EMPTY, flags = 0) =>
-    ({ reply: encodeReply(query, questions.slice(0, 1), rcode, flags, sections, edns !== undefined, context.forwarding), outcome, cacheable: true });
+    ({ reply: encodeReply(query, questions.slice(0, 1), rcode, flags, sections, edns !== undefined, context.forwarding, context.tcp === true), outcome, cacheable: true });
 
   if (opcode !== 0) return reply(Rcode.NOTIMP, 'notimp');
   if (questions.length !== 1 || opts.length > 1) return reply(Rcode.FORMERR, 'formerr');
@@ -72,7 +76,7 @@ export function handleDnsQuery(request: Buffer, context: QueryContext, backend: 
     return reply(Rcode.REFUSED, 'refused');
   }
 
-  // Zone transfers are not offered (and need TCP besides).
+  // Zone transfers are not offered: keel is the only server of its zones, there is no secondary to feed.
   if ((question.type as string) === 'AXFR' || (question.type as string) === 'IXFR') return reply(Rcode.REFUSED, 'refused');
   const records = backend.recordsAt(name);
   const soa = () => [soaRecord(zone, backend.ttl)];
@@ -87,9 +91,9 @@ export function handleDnsQuery(request: Buffer, context: QueryContext, backend: 
 }
 
 /** A SERVFAIL for `request` (a forwarded query whose upstream did not answer in time). */
-export function servfail(query: DecodedPacket): Buffer {
+export function servfail(query: DecodedPacket, tcp = false): Buffer {
   const edns = (query.additionals ?? []).some((record) => record.type === 'OPT');
-  return encodeReply(query, (query.questions ?? []).slice(0, 1), Rcode.SERVFAIL, 0, EMPTY, edns, true);
+  return encodeReply(query, (query.questions ?? []).slice(0, 1), Rcode.SERVFAIL, 0, EMPTY, edns, true, tcp);
 }
 
 interface Sections {
@@ -130,9 +134,9 @@ function soaRecord(zone: Zone, ttl: number): Answer {
  * The reply to `query`: its ID, RD and CD copied, the question echoed, OPT when the query had one
  * (keel's payload size; no DNSSEC, so DO is not echoed), RA when keel forwards, and TC with the sections left empty when
  * it does not fit the client's limit (512 bytes without EDNS, the advertised size within
- * 512..1232 with it): the client retries over TCP or elsewhere.
+ * 512..1232 with it): the client retries over TCP, where only a message's 65,535 bytes limit it.
  */
-function encodeReply(query: DecodedPacket, questions: Question[], rcode: number, flags: number, sections: Sections, edns: boolean, recursionAvailable: boolean): Buffer {
+function encodeReply(query: DecodedPacket, questions: Question[], rcode: number, flags: number, sections: Sections, edns: boolean, recursionAvailable: boolean, tcp: boolean): Buffer {
   const requestOpt = (query.additionals ?? []).find((record): record is OptAnswer => record.type === 'OPT');
   const opt: Answer[] = edns ? [{ type: 'OPT', name: '.', udpPayloadSize: EDNS_UDP_LIMIT, extendedRcode: sections.extendedRcode ?? 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [];
   const header = {
@@ -142,7 +146,7 @@ function encodeReply(query: DecodedPacket, questions: Question[], rcode: number,
     questions,
   };
   const full = dnsPacket.encode({ ...header, answers: sections.answers, authorities: sections.authorities, additionals: [...sections.additionals, ...opt] });
-  const limit = requestOpt ? Math.min(Math.max(requestOpt.udpPayloadSize, CLASSIC_UDP_LIMIT), EDNS_UDP_LIMIT) : CLASSIC_UDP_LIMIT;
+  const limit = tcp ? TCP_MESSAGE_LIMIT : requestOpt ? Math.min(Math.max(requestOpt.udpPayloadSize, CLASSIC_UDP_LIMIT), EDNS_UDP_LIMIT) : CLASSIC_UDP_LIMIT;
   if (full.length <= limit) return full;
   return dnsPacket.encode({ ...header, flags: header.flags | TC, answers: [], authorities: [], additionals: opt });
 }

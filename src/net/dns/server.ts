@@ -2,14 +2,17 @@
 // address, so that an answer leaves from the address it was sent to on a multi-homed head, and
 // keel's own A record is that address; one recvmmsg/sendmmsg per batch), an answer cache, the
 // forwarding of names outside keel's zones to upstreams, counters and rate-limited log lines. What
-// to answer is handler.ts's (pure); what the cluster holds is the backend's.
+// to answer is handler.ts's (pure); what the cluster holds is the backend's. The same port over
+// TCP (tcp.ts) answers the resolvers that retry there after a truncated answer, forwarding over TCP.
 import { randomInt } from 'node:crypto';
+import { connect } from 'node:net';
 import type { Logger } from 'pino';
 import { createSocket, type Datagram, type OutgoingDatagram, type UdpSocket } from 'dgram-native';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import { AnswerCache } from './answer-cache.js';
 import type { DnsBackend } from './backend.js';
 import { handleDnsQuery, servfail, type Outcome } from './handler.js';
+import { DEFAULT_TCP_LIMITS, DnsTcpListener, type DnsTcpLimits } from './tcp.js';
 
 /** A UDP address and port: a client, or an upstream server. */
 export interface UdpPeer {
@@ -27,8 +30,9 @@ export interface DnsServerOptions {
   log: Logger;
   /** An upstream that has not answered by then: the client gets SERVFAIL. */
   forwardTimeoutMs?: number;
-  /** Forwarded queries waiting for an upstream at once; beyond, SERVFAIL at once. */
+  /** Forwarded queries waiting for an upstream at once (UDP and TCP together); beyond, SERVFAIL at once. */
   maxOutstanding?: number;
+  tcp?: DnsTcpLimits;
 }
 
 export const DEFAULT_FORWARD_TIMEOUT_MS = 2000;
@@ -52,6 +56,10 @@ export interface DnsServerStats {
   forwardTimeouts: number;
   /** Forwarded queries refused at once because maxOutstanding were waiting. */
   forwardOverflows: number;
+  /** Queries received over TCP (counted apart from `received`, which counts datagrams). */
+  tcpQueries: number;
+  /** TCP connections closed at once because the most were open. */
+  tcpRefused: number;
 }
 
 interface Outstanding {
@@ -75,7 +83,12 @@ export class DnsServer {
   private malformedLog = { loggedAt: -Infinity, since: 0 };
   private readonly timeoutMs: number;
   private readonly maxOutstanding: number;
-  private readonly counters: DnsServerStats = { received: 0, answered: {}, drops: {}, cacheHits: 0, forwarded: 0, forwardTimeouts: 0, forwardOverflows: 0 };
+  private readonly tcp: DnsTcpListener;
+  /** TCP queries waiting for an upstream. */
+  private tcpForwards = 0;
+  private readonly counters: DnsServerStats = {
+    received: 0, answered: {}, drops: {}, cacheHits: 0, forwarded: 0, forwardTimeouts: 0, forwardOverflows: 0, tcpQueries: 0, tcpRefused: 0,
+  };
 
   constructor(private readonly options: DnsServerOptions) {
     this.timeoutMs = options.forwardTimeoutMs ?? DEFAULT_FORWARD_TIMEOUT_MS;
@@ -104,6 +117,14 @@ export class DnsServer {
       this.upstreamSocket.on('error', (error) => options.log.warn({ err: error }, 'DNS upstream socket error'));
     }
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
+    // The UDP port's number, also when the UDP socket took any free one.
+    this.tcp = new DnsTcpListener(options.bindAddress, this.socket.address().port, (request, localAddress) => this.answerTcp(request, localAddress),
+      options.tcp ?? DEFAULT_TCP_LIMITS, () => (this.counters.tcpRefused += 1));
+  }
+
+  /** Resolves when the TCP listener is up too; rejects when its port cannot be bound (UDP goes on answering). */
+  ready(): Promise<void> {
+    return this.tcp.ready();
   }
 
   address(): { address: string; port: number } {
@@ -119,7 +140,40 @@ export class DnsServer {
     clearInterval(this.sweeper);
     this.outstanding.clear();
     this.options.backend.close();
-    await Promise.all([this.socket.close(), this.upstreamSocket?.close()]);
+    await Promise.all([this.socket.close(), this.upstreamSocket?.close(), this.tcp.close().catch(() => {})]);
+  }
+
+  /** One query from a TCP connection: answered as over UDP, without the size limit or the answer cache; forwarded over TCP. */
+  private async answerTcp(request: Buffer, localAddress: string): Promise<Buffer | undefined> {
+    this.counters.tcpQueries += 1;
+    const result = handleDnsQuery(request, { localAddress, forwarding: this.upstreamSocket !== undefined, tcp: true }, this.options.backend);
+    if ('drop' in result) {
+      this.drop(result.drop);
+      return undefined;
+    }
+    if (!('forward' in result)) {
+      this.counters.answered[result.outcome] = (this.counters.answered[result.outcome] ?? 0) + 1;
+      return result.reply;
+    }
+    if (this.outstanding.size + this.tcpForwards >= this.maxOutstanding) {
+      this.counters.forwardOverflows += 1;
+      return servfail(result.forward, true);
+    }
+    const upstream = this.options.upstreams[this.nextUpstream++ % this.options.upstreams.length]!;
+    this.counters.forwarded += 1;
+    this.tcpForwards += 1;
+    try {
+      const reply = await askOverTcp(upstream, request, this.timeoutMs);
+      if (reply !== undefined && reply.length >= 12 && reply.readUInt16BE(0) === request.readUInt16BE(0) && sameQuestion(reply, result.forward)) {
+        this.counters.answered.forwarded = (this.counters.answered.forwarded ?? 0) + 1;
+        return reply;
+      }
+      this.counters.forwardTimeouts += 1;
+    } finally {
+      this.tcpForwards -= 1;
+    }
+    this.counters.answered.servfail = (this.counters.answered.servfail ?? 0) + 1;
+    return servfail(result.forward, true);
   }
 
   private receive(datagram: Datagram): void {
@@ -252,4 +306,28 @@ function sameQuestion(response: Buffer, query: DecodedPacket): boolean {
   const got = decoded.questions?.[0];
   return decoded.type === 'response' && asked !== undefined && got !== undefined
     && got.name.toLowerCase() === asked.name.toLowerCase() && got.type === asked.type && got.class === asked.class;
+}
+
+/** One framed query to `upstream` over a new TCP connection and its framed answer; undefined on any failure or after `timeoutMs`. */
+function askOverTcp(upstream: UdpPeer, request: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: upstream.address, port: upstream.port });
+    let received = Buffer.alloc(0);
+    const finish = (reply: Buffer | undefined) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(reply);
+    };
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    socket.on('error', () => finish(undefined));
+    socket.on('close', () => finish(undefined));
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) finish(Buffer.from(received.subarray(2, 2 + received.readUInt16BE(0))));
+    });
+    const frame = Buffer.allocUnsafe(2 + request.length);
+    frame.writeUInt16BE(request.length, 0);
+    request.copy(frame, 2);
+    socket.write(frame);
+  });
 }
