@@ -3,7 +3,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
-import { parseDhcp } from '../src/net/dhcp/codec.js';
+import { parseDhcp, serializeDhcp } from '../src/net/dhcp/codec.js';
 import { Model } from '../src/model/model.js';
 import { DhcpDirectory } from '../src/net/dhcp/directory.js';
 import { startLoopbackDhcp } from './helpers/dhcp-loopback.js';
@@ -37,4 +37,45 @@ test('loopback: PXE-port REQUESTs get ACKs from the arrival address; garbage is 
   if (!ack.ok) throw new Error(ack.reason);
   t.is(ack.packet.options.get(54)?.join('.'), '127.0.0.1');
   t.is(ack.packet.file, 'ipxe.efi');
+});
+
+test('close() waits for lease writes under way: the store can be closed after it, and no ACK is sent late', async (t) => {
+  const slowWrites: Promise<void>[] = [];
+  const { server, client, port, store } = await startLoopbackDhcp(t, {
+    portOffset: 10,
+    directory: () => ({
+      modeFor: () => ({ mode: 'authoritative', network: {} }),
+      binding: () => ({ nodeUid: 'u1', ip: '127.0.0.9', subnetMask: '255.0.0.0', routers: [], dnsServers: [], domain: 'lab', hostname: 'n9', leaseSeconds: 600 }),
+      acceptNewNodes: () => false,
+      registerNode: () => Promise.reject(new Error('not used')),
+      close: () => {},
+    }),
+    log: pino({ level: 'silent' }),
+    // Every lease write takes 300 ms before it reaches LMDB, as a commit on a busy disk does.
+    leases: (real) => ({
+      put: (lease) => {
+        const write = new Promise<void>((resolve) => setTimeout(resolve, 300)).then(() => real.put(lease));
+        slowWrites.push(write);
+        return write;
+      },
+      remove: (mac) => real.remove(mac),
+    }),
+  });
+  const replies: Buffer[] = [];
+  client.on('message', (data) => replies.push(data));
+  // A renewal: ciaddr set, no requested address or server id — answered with an ACK after the lease write.
+  const renew = parseDhcp(fixture('udhcpc-03-to-server'));
+  if (!renew.ok) throw new Error(renew.reason);
+  renew.packet.options.delete(50);
+  renew.packet.options.delete(54);
+  renew.packet.ciaddr = '127.0.0.9';
+  client.send(serializeDhcp(renew.packet), port, '127.0.0.1');
+  const deadline = Date.now() + 3000;
+  while (slowWrites.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.is(slowWrites.length, 1, 'the lease write started');
+  await server.close();
+  t.is(server.stats().leaseWrites, 1, 'close() returned only after the write');
+  await store.close(); // before the fix, the late ACK then read the closed store: "No transaction to renew", a crash
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.deepEqual(replies, [], 'no reply after close');
 });

@@ -27,13 +27,18 @@ export interface LoopbackDhcp {
  */
 export async function startLoopbackDhcp(
   t: ExecutionContext,
-  options: { directory: (store: Store, dataDir: string) => DhcpBackend; portOffset?: number } & Pick<DhcpServerOptions, 'log' | 'rateLimit' | 'clock'>,
+  options: {
+    directory: (store: Store, dataDir: string) => DhcpBackend;
+    portOffset?: number;
+    /** The lease store the server writes to, made from the real one (e.g. one whose writes are slow). */
+    leases?: (real: LeaseStore) => Pick<LeaseStore, 'put' | 'remove'>;
+  } & Pick<DhcpServerOptions, 'log' | 'rateLimit' | 'clock'>,
 ): Promise<LoopbackDhcp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'keel-dhcp-'));
   const store = new Store({ dataDir, headName: 't' });
   const port = 20000 + (process.pid % 20000) + (options.portOffset ?? 0);
   const server = new DhcpServer({
-    interfaces: ['lo'], directory: options.directory(store, dataDir), leases: new LeaseStore(store), httpPort: 8080,
+    interfaces: ['lo'], directory: options.directory(store, dataDir), leases: (options.leases ?? ((real) => real))(new LeaseStore(store)) as LeaseStore, httpPort: 8080,
     log: options.log, rateLimit: options.rateLimit, clock: options.clock, serverPort: port, pxePort: port + 1,
   });
   const client = createSocket('udp4');

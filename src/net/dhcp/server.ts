@@ -100,6 +100,10 @@ export class DhcpServer {
   private readonly registering = new Set<string>();
   private pending: PendingReply[] = [];
   private flushScheduled = false;
+  /** Set by close(): nothing more is sent or registered. */
+  private closing = false;
+  /** Lease writes and node registrations not yet settled. */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly clock: () => number;
   private readonly rate: { burst: number; perSecond: number };
@@ -141,9 +145,21 @@ export class DhcpServer {
 
   /** Closes the sockets and the directory (its change-feed subscription). */
   async close(): Promise<void> {
+    this.closing = true;
     clearInterval(this.sweeper);
-    this.options.directory.close();
     await Promise.all(this.sockets.map(({ socket }) => socket.close()));
+    // Lease writes and registrations under way end before the caller closes the store they use;
+    // their replies are not sent (the sockets are closed).
+    await Promise.all(this.inFlight);
+    this.options.directory.close();
+  }
+
+  /** Keeps `work` in inFlight until it settles, for close() to wait on. */
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    const settled = () => void this.inFlight.delete(work);
+    work.then(settled, settled);
+    return work;
   }
 
   private receive(socket: UdpSocket, port: number, datagram: Datagram): void {
@@ -207,12 +223,12 @@ export class DhcpServer {
       return;
     }
     this.registering.add(mac);
-    this.options.directory.registerNode(mac).then(
+    this.track(this.options.directory.registerNode(mac)).then(
       (node) => {
         this.counters.nodesRegistered += 1;
         this.options.log.info({ mac, node: node.name, ip: node.ip }, 'DHCP registered a new node (accept_new_nodes)');
         this.registering.delete(mac);
-        retry();
+        if (!this.closing) retry();
       },
       (error: unknown) => {
         this.registering.delete(mac);
@@ -226,7 +242,7 @@ export class DhcpServer {
     const lease = (result as AuthoritativeResult).lease;
     if ('drop' in result) {
       this.drop(result.drop);
-      if (lease) void this.writeLease(lease);
+      if (lease) void this.track(this.writeLease(lease));
       return;
     }
     if (!lease) {
@@ -235,12 +251,13 @@ export class DhcpServer {
     }
     // An ACK promises the address: it leaves only once the lease is on disk. Leases committed
     // together resolve together: their ACKs share the flush scheduled by the first.
-    this.writeLease(lease).then(
+    this.track(this.writeLease(lease)).then(
       (written) => {
         if (!written) {
           this.drop('lease-write-failed');
           return;
         }
+        if (this.closing) return;
         send(result.reply);
         this.scheduleFlush();
       },
