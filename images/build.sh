@@ -4,7 +4,7 @@
 #   initramfs.img    keel's initramfs (images/initramfs/): busybox-static, the NIC, loop, squashfs
 #                    and overlay modules, and the fetcher that gets the root image from keel
 #   rootfs.squashfs  a minimal Debian root (mmdebstrap, variant minbase, sysvinit) with keel's node
-#                    agent (images/rootfs/keel-agent) and a root shell on ttyS0
+#                    agent (images/rootfs/keel-agent), sshd and a root shell on ttyS0
 # Packages come from the host's apt sources (no mirror is named here) and are kept under
 # OUTDIR/cache, so a re-run downloads nothing it has. When the inputs (these files, the kernel and
 # busybox versions, the release) are those of the last build, nothing is rebuilt.
@@ -19,10 +19,11 @@ CACHE=$OUTDIR/cache
 # the boot NIC drivers, AF_PACKET for udhcpc, loop + squashfs for the image, overlay for roram.
 INITRAMFS_MODULES=(e1000 virtio_net virtio_pci af_packet loop squashfs overlay)
 # The root: apt and dpkg (minbase), sysvinit (boots in a few seconds where systemd takes tens
-# under emulation), curl for the agent, iproute2 and procps for the operator at the shell;
+# under emulation), curl for the agent, openssh-server for keel's remote execution (PUT
+# /node/<UID>/exec) and the operator, iproute2 and procps for the operator at the shell;
 # merged /usr is set up by mmdebstrap's merged-usr hook, not the usrmerge package (which would pull
 # in all of perl: 46 MB).
-ROOTFS_PACKAGES=sysvinit-core,curl,iproute2,procps
+ROOTFS_PACKAGES=sysvinit-core,curl,openssh-server,iproute2,procps
 
 log() { printf 'images/build.sh: %s\n' "$*" >&2; }
 

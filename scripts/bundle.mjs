@@ -88,8 +88,12 @@ const nativeAddonsPlugin = {
     // the bundle gets a module that throws, exactly as a plain `npm ci` would.
     build.onResolve({ filter: /^\.\/crypto\/build\/Release\/sshcrypto\.node$|^cpu-features$/ }, (args) =>
       /[\\/]node_modules[\\/]ssh2[\\/]/.test(args.importer) ? { path: args.path, namespace: 'keel-absent-optional-addon' } : undefined);
+    // ws's (the CLI's console WebSocket) optional addons, likewise required inside try/catch: ws
+    // masks and validates frames in JavaScript without them.
+    build.onResolve({ filter: /^bufferutil$|^utf-8-validate$/ }, (args) =>
+      /[\\/]node_modules[\\/]ws[\\/]/.test(args.importer) ? { path: args.path, namespace: 'keel-absent-optional-addon' } : undefined);
     build.onLoad({ filter: /.*/, namespace: 'keel-absent-optional-addon' }, (args) => ({
-      contents: `throw new Error(${JSON.stringify(`${args.path} is not bundled (optional; ssh2 uses node:crypto)`)});`, loader: 'js',
+      contents: `throw new Error(${JSON.stringify(`${args.path} is not bundled (optional)`)});`, loader: 'js',
     }));
     // Anything else that looks like a native addon or its loader is an addon missing from the list.
     build.onResolve({ filter: /\.node$|^node-gyp-build|^bindings$|^prebuild-install$/ }, (args) => ({

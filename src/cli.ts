@@ -5,9 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { isSea } from 'node:sea';
 import { DEBIAN_IPXE_DIR } from './boot/ipxe-binaries.js';
-import { ApiClient, apiBase, PASSWORD_ENV, progressBar, readLoginPassword } from './cli/client.js';
+import { apiBase, CA_ENV, PASSWORD_ENV, progressBar, trustCaFile } from './cli/client.js';
+import { registerClientCommands } from './cli/commands/index.js';
 import { createBootConfig, importImage, type BootConfigCreate } from './cli/content.js';
 import { initStore } from './cli/init.js';
+import { storedOrLogin } from './cli/session.js';
 import { BINARY_PATH, enableInstructions, install } from './cli/install.js';
 import { CONFIG_FLAGS, loadConfig, type ConfigOverrides, type KeelConfig } from './config.js';
 import { createLogger, RecentLog } from './log.js';
@@ -75,7 +77,14 @@ async function readPassword(given: string | undefined): Promise<{ password: stri
 export async function runCli(argv: string[]): Promise<void> {
   const program = new Command('keel')
     .description('keel: network boot appliance (DHCP, TFTP, HTTP boot, power, REST API) in one binary')
-    .version(VERSION, '-V, --version');
+    .version(VERSION, '-V, --version')
+    // Every command that talks to a head (it has --url) trusts --ca's or $KEEL_CA's certificates for https://.
+    .hook('preAction', (_program, command) => {
+      const file = (command.opts() as { ca?: string }).ca ?? process.env[CA_ENV];
+      if (file && command.options.some((option) => option.long === '--url')) trustCaFile(file);
+    })
+    // Usage errors are thrown, not exited on, so that main.ts ends with the documented code (2; docs/cli.md).
+    .exitOverride();
 
   program.command('version').description('print the version').action(() => console.log(VERSION));
 
@@ -159,9 +168,11 @@ export async function runCli(argv: string[]): Promise<void> {
 
   const apiOptions = (command: Command) => addConfigOptions(command)
     .option('--url <url>', "keel's API (default: this host's keel, http://localhost:<http.port>)")
+    .option('--ca <file>', `PEM CA certificates to trust for an https:// URL besides the system's (the head's GET /cluster/cabundle); default $${CA_ENV}`)
     .option('--user <name>', `admin to log in as; password from $${PASSWORD_ENV} or stdin`, 'admin');
+  // The stored `keel login` tokens of that head when there are some, else a login with the password.
   const session = async (options: ConfigOptions & { url?: string; user: string }) =>
-    ApiClient.login(apiBase(configFrom(options), options.url), options.user, await readLoginPassword());
+    storedOrLogin(apiBase(configFrom(options), options.url), options.user);
 
   apiOptions(
     program.command('image').description('images of a running keel (through its API)')
@@ -199,5 +210,6 @@ export async function runCli(argv: string[]): Promise<void> {
       console.log(enableInstructions(resolve(options.root)));
     });
 
+  registerClientCommands(program);
   await program.parseAsync(argv);
 }

@@ -9,6 +9,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 export interface KeelConfig {
   server: { name: string; data_dir: string; bind: string };
   http: { port: number; max_body_bytes: number };
+  https: { enabled: boolean; port: number; cert_file: string | null; key_file: string | null; ca_file: string | null; extra_names: string[] };
   auth: { access_token_ttl: number; refresh_token_ttl: number };
   store: { min_free_bytes: number; change_log_retention: number };
   tftp: {
@@ -22,6 +23,14 @@ export interface KeelConfig {
   dhcp: { interfaces: string[] };
   dns: { enabled: boolean; port: number; bind: string; domain: string; upstreams: string[]; ttl: number };
   boot: { assets_dir: string | null };
+  install: {
+    clientpkgs_dir: string | null;
+    max_expanded_bytes: number;
+    ignition_bin: string | null;
+    ignition_fetch_timeout: number;
+    ignition_max_bytes: number;
+  };
+  build: { concurrency: number; work_dir: string | null; ipxe_source: string | null };
   console: { device_patterns: string[] };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'; format: 'auto' | 'json' | 'pretty' };
 }
@@ -38,6 +47,7 @@ export const NON_CONFIG_ENV: readonly string[] = Object.freeze([
   'KEEL_CONFIG', // path of the config file (same as --config)
   'KEEL_ADMIN_PASSWORD', // password of the initial admin account, used when the database has none
   'KEEL_PASSWORD', // password the CLI's API commands (keel image import, keel bootconfig create) log in with
+  'KEEL_CA', // PEM file of CA certificates the CLI trusts for https:// heads, besides the system's
 ]);
 
 /** Config file read when neither opts.file nor KEEL_CONFIG names one; a missing default file is fine. */
@@ -125,6 +135,16 @@ const boolean: ValueType<boolean> = {
   fromText: (text) => (text === 'true' ? true : text === 'false' ? false : text),
 };
 
+// A DNS name (letters, digits, '-', '.', a leading '*.' for a wildcard) or an IP address literal.
+const isCertificateName = (v: unknown): boolean =>
+  typeof v === 'string' && (isIP(v) !== 0 || /^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v));
+
+const certificateNameList: ValueType<string[]> = {
+  expected: 'a list of DNS names (*.name for a wildcard) and IP addresses',
+  isValid: (v): v is string[] => Array.isArray(v) && v.every(isCertificateName),
+  fromText: (text) => (text.trim() === '' ? [] : text.split(',').map((name) => name.trim())),
+};
+
 const ipv4Address: ValueType<string> = {
   expected: 'an IPv4 address literal',
   isValid: (v): v is string => typeof v === 'string' && isIP(v) === 4,
@@ -191,6 +211,40 @@ export const CONFIG_SCHEMA: Schema = {
       type: integer(1024),
       default: 1048576,
       description: 'Largest accepted JSON API request body; file uploads are streamed and not limited by it.',
+    },
+  },
+  https: {
+    enabled: {
+      type: boolean,
+      default: false,
+      description: 'Serve the API (and /boot, /metrics) over HTTPS on https.port as well as over plain HTTP on http.port; at first start keel makes a CA and a server certificate under <data_dir>/tls unless https.cert_file and https.key_file are set (docs/security.md, "HTTPS").',
+      flag: '--https-enabled <bool>',
+    },
+    port: {
+      type: integer(1, 65535),
+      default: rootOrUser(443, 8443),
+      description: 'HTTPS port.',
+      flag: '--https-port <port>',
+    },
+    cert_file: {
+      type: optionalPath,
+      default: null,
+      description: 'PEM server certificate (and its chain) to serve instead of the generated one; with https.key_file.',
+    },
+    key_file: {
+      type: optionalPath,
+      default: null,
+      description: 'PEM private key (unencrypted) of https.cert_file.',
+    },
+    ca_file: {
+      type: optionalPath,
+      default: null,
+      description: 'PEM CA certificates that verify https.cert_file, published at GET /cluster/cabundle; unset with a configured certificate: none published (clients use their system\'s CAs).',
+    },
+    extra_names: {
+      type: certificateNameList,
+      default: [],
+      description: 'Names and addresses the generated server certificate covers besides the head\'s name, host name, `localhost`, `<name>.<dns.domain>` and its interfaces\' addresses (a load balancer\'s name, a DNS alias).',
     },
   },
   auth: {
@@ -299,6 +353,50 @@ export const CONFIG_SCHEMA: Schema = {
       type: optionalPath,
       default: rootOrUser<string | null>('/usr/share/keel/assets', null),
       description: 'Directory of the default boot assets (vmlinuz, initramfs.img, rootfs.squashfs, as images/build.sh makes them): the first start that finds all three creates the image DefaultImage and the boot config DefaultBoot from them, unless they exist (docs/content.md). Unset: none at start; `keel init --assets DIR` does it on demand.',
+    },
+  },
+  install: {
+    clientpkgs_dir: {
+      type: optionalPath,
+      default: null,
+      description: 'Directory of the client packages nodes download (rpm/, deb/, tar/, installers/; docs/install.md); unset: `<data_dir>/clientpkgs`.',
+    },
+    max_expanded_bytes: {
+      type: integer(1024),
+      default: 2147483648,
+      description: 'Largest payload an RPM may expand to when keel converts it to a TAR, in bytes; a larger one (a decompression bomb) is refused.',
+    },
+    ignition_bin: {
+      type: optionalPath,
+      default: null,
+      description: 'The Ignition binary GET /ignition/bin serves; unset: it answers 404.',
+    },
+    ignition_fetch_timeout: {
+      type: integer(1, 3600),
+      default: 10,
+      description: 'Seconds keel waits for a node\'s `_ignition` URL to answer in full (GET /ignition/<UID>).',
+    },
+    ignition_max_bytes: {
+      type: integer(1024),
+      default: 1048576,
+      description: 'Largest Ignition config keel fetches from a node\'s `_ignition` URL, in bytes.',
+    },
+  },
+  build: {
+    concurrency: {
+      type: integer(1, 64),
+      default: 1,
+      description: 'Artifact builds (spec 004\'s /ipxes) that run at once; the others wait in the queue (docs/builders.md).',
+    },
+    work_dir: {
+      type: optionalPath,
+      default: null,
+      description: 'Directory of the builders\' unpacked sources and object trees, kept between builds so that a new script only relinks; unset: <data_dir>/build.',
+    },
+    ipxe_source: {
+      type: optionalPath,
+      default: rootOrUser('/usr/share/keel/ipxe-src.tar.xz', null),
+      description: 'The iPXE source an /ipxes build compiles: a tarball (.tar.xz, .tar.gz; unpacked once into build.work_dir) or an unpacked tree; unset: /ipxes builds fail naming this key (docs/builders.md).',
     },
   },
   console: {

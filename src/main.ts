@@ -1,5 +1,6 @@
 // Entry point of the `keel` binary: the CLI.
 import { runCli } from './cli.js';
+import { alreadyReported, exitCodeOf } from './cli/output.js';
 import { assertNativeAddons } from './native.js';
 
 async function main(): Promise<void> {
@@ -8,6 +9,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : String(err));
-  process.exit(1);
+  if (!alreadyReported(err)) console.error(err instanceof Error ? err.message : String(err));
+  process.exit(exitCodeOf(err));
 });

@@ -3,6 +3,7 @@
 // the local login socket — starts them, and stops them in reverse order. `keel serve` and the
 // integration tests both use startHead; nothing else keeps a service of its own.
 import { mkdirSync } from 'node:fs';
+import { hostname, networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ApiContext } from './api/context.js';
@@ -19,10 +20,15 @@ import type { BootContext, BootPathEvents } from './boot/context.js';
 import { importIpxeBinaries, missingIpxeBinaries } from './boot/ipxe-binaries.js';
 import { BOOT_PREFIX, buildBootRouter } from './boot/routes.js';
 import { BootTimelines, modelNodeFinder } from './boot/timeline.js';
+import { ClientPackages } from './clientpkgs/directory.js';
+import { IpxeBuilder } from './build/ipxe.js';
+import { BuildJobs } from './build/jobs.js';
+import { BuildQueue } from './build/queue.js';
 import { ensureInitialAdmin, signingSecret } from './bootstrap.js';
 import type { KeelConfig } from './config.js';
 import { mount, type Mount } from './http/dispatch.js';
 import { HttpServer } from './http/server.js';
+import { describeCertificates, ensureTlsCertificates, serverNames, type TlsCertificates } from './http/tls.js';
 import type { RecentLog } from './log.js';
 import { defaultObjectsAtStart } from './model/default-objects.js';
 import { Model } from './model/model.js';
@@ -49,6 +55,8 @@ export interface Head {
   api: Mount;
   power: PowerService;
   httpPort: number;
+  /** The HTTPS listener's port, when https.enabled. */
+  httpsPort?: number;
   /** The TFTP server (stats() for the metrics endpoint) and its bound port. */
   tftp: TftpServer;
   tftpPort: number;
@@ -80,6 +88,8 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   const dataDir = resolve(config.server.data_dir);
   // 0700: the store, the one-time password file and the login socket are the owner's alone.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // Checked first, so that a bad https.* setting stops start-up before anything is open.
+  const tls = config.https.enabled ? await headCertificates(config, dataDir, log) : undefined;
   const store = new Store({
     dataDir, headName: config.server.name, clock,
     minFreeBytes: config.store.min_free_bytes, changeLogRetention: config.store.change_log_retention,
@@ -117,19 +127,30 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   };
   // The head's SSH key pair, made at first start (<data-dir>/ssh/, private key 0600; docs/security.md).
   const headKey = ensureHeadKey(dataDir, config.server.name);
+  // The client packages nodes download (docs/install.md): its directories made, a crashed conversion's leftovers removed.
+  const clientPackages = new ClientPackages(config.install.clientpkgs_dir ?? join(dataDir, 'clientpkgs'), config.install.max_expanded_bytes, log);
+  clientPackages.prepare();
   // Spec 004's localnodes' `pingable`, re-checked in the background (docs/registries.md).
   const localnodeProbe = new LocalnodeProbe(model.objects(localnodeClass), log);
   localnodeProbe.start();
-  const context: ApiContext = { config, store, model, power, consoles, git, tokens, loginThrottle: new LoginThrottle(clock), localLogin, log, recentLog, clock, bootTimelines, headKey };
+  // Spec 004's artifact builds: jobs in the store, run in the background; what a stop interrupted is queued again (docs/builders.md).
+  const builds = new BuildQueue({
+    jobs: new BuildJobs(store), chunks: model.chunks, concurrency: config.build.concurrency, logDir: join(dataDir, 'build-logs'), log,
+    builders: [new IpxeBuilder({ source: config.build.ipxe_source, workDir: config.build.work_dir ?? join(dataDir, 'build') })],
+  });
+  await builds.start();
+  const context: ApiContext = { config, store, model, power, consoles, git, tokens, loginThrottle: new LoginThrottle(clock), localLogin, log, recentLog, clock, bootTimelines, headKey, clientPackages, builds, caBundle: tls?.caPem ?? '' };
   const bootContext: BootContext = { model, config, log, bootPath };
   const plain = { errorStatuses: DOMAIN_ERROR_STATUSES, log };
   const api = metrics.countRequests(mount(API_PREFIX, buildApiRouter(), context, apiHooks(log)));
-  const http = new HttpServer({
-    mounts: [mount(BOOT_PREFIX, buildBootRouter(), bootContext, plain), mount(METRICS_PREFIX, buildMetricsRouter(metrics), undefined, plain), api],
-    maxBodyBytes: config.http.max_body_bytes,
-    log,
-  });
-  http.webSocket(`${API_PREFIX}/node/:id/console`, consoleWebSocket(context));
+  const mounts = [mount(BOOT_PREFIX, buildBootRouter(), bootContext, plain), mount(METRICS_PREFIX, buildMetricsRouter(metrics), undefined, plain), api];
+  const http = new HttpServer({ mounts, maxBodyBytes: config.http.max_body_bytes, log });
+  const consoleSockets = consoleWebSocket(context);
+  http.webSocket(`${API_PREFIX}/node/:id/console`, consoleSockets);
+  // HTTPS serves the same mounts on a port of its own: firmware fetches /boot over plain HTTP
+  // (most cannot do TLS), and plain http:// URLs keep working (docs/security.md, "HTTPS").
+  let https: HttpServer | undefined;
+  let httpsPort: number | undefined;
   let tftp: TftpServer | undefined;
   let dhcp: DhcpServer | undefined;
   let dns: DnsServer | undefined;
@@ -137,6 +158,12 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   try {
     httpPort = await http.listen(config.server.bind, config.http.port);
     log.info({ bind: config.server.bind, port: httpPort, dataDir }, 'API listening');
+    if (tls) {
+      https = new HttpServer({ mounts, maxBodyBytes: config.http.max_body_bytes, log, tls });
+      https.webSocket(`${API_PREFIX}/node/:id/console`, consoleSockets);
+      httpsPort = await https.listen(config.server.bind, config.https.port);
+      log.info({ bind: config.server.bind, port: httpsPort }, 'API listening over HTTPS');
+    }
     tftp = startTftpServer(config, model.chunks, log, bootTimelines);
     if (ipxeImportDir !== undefined) await importIpxeBinaries(model.chunks, log, ipxeImportDir);
     const missing = missingIpxeBinaries(model.chunks);
@@ -149,9 +176,11 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
   } catch (error) {
     await dns?.close();
     await tftp?.close();
+    https?.close();
     http.close();
     await localLogin.close();
     await localnodeProbe.close();
+    await builds.close();
     await git.close();
     await consoles.close();
     await power.close();
@@ -164,6 +193,7 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     api,
     power,
     httpPort,
+    httpsPort,
     tftp,
     tftpPort: tftp.address().port,
     dhcp,
@@ -173,14 +203,34 @@ export async function startHead({ config, log, recentLog, adminPassword, clock =
     async close() {
       await dhcp?.close();
       await dns?.close();
+      https?.close();
       http.close();
       await tftp.close();
       await localLogin.close();
       await localnodeProbe.close();
+      await builds.close();
       await git.close();
       await consoles.close();
       await power.close();
       await store.close();
     },
   };
+}
+
+/**
+ * The HTTPS listener's certificate: the configured files, checked, or the CA and server certificate
+ * generated under <data-dir>/tls, the server certificate covering this head's names and addresses.
+ */
+async function headCertificates(config: KeelConfig, dataDir: string, log: Logger): Promise<TlsCertificates> {
+  const addresses = Object.values(networkInterfaces()).flatMap((entries) => (entries ?? []).map((entry) => entry.address));
+  const tls = await ensureTlsCertificates({
+    dataDir,
+    headName: config.server.name,
+    names: serverNames({ headName: config.server.name, hostname: hostname(), domain: config.dns.domain, addresses, extra: config.https.extra_names }),
+    configured: { certFile: config.https.cert_file, keyFile: config.https.key_file, caFile: config.https.ca_file },
+  });
+  const ca = describeCertificates(tls.caPem)[0];
+  // The CA's fingerprint in the log: what an admin compares before trusting a CA fetched over plain HTTP.
+  log.info({ certificate: tls.certFile, change: tls.change, names: tls.names.map((n) => n.value), not_after: tls.notAfter.toISOString(), ca_sha256: ca?.sha256_fingerprint }, 'HTTPS certificate');
+  return tls;
 }

@@ -10,35 +10,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './helpers/free-port.js';
 import { ADMIN_PASSWORD, startTestHead, type TestHead } from './helpers/head.js';
+import { BUNDLE, buildBundle, runKeel } from './helpers/keel-cli.js';
 
-// The CLI as shipped: the esbuild bundle (what the single binary embeds), built from this tree
-// first, so cli-progress is exercised bundled; it also starts in a fraction of tsx's time.
-const root = join(import.meta.dirname, '..');
-const bundle = join(root, 'dist', 'keel.cjs');
-test.before(async () => {
-  await promisify(execFile)(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'bundle.mjs')], { cwd: root });
-});
+test.before(buildBundle);
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as a child process, stdin a pipe given `input` (not a terminal), password from KEEL_PASSWORD unless `env` says otherwise. */
-async function keel(args: string[], env: Record<string, string> = {}, input = ''): Promise<Run> {
-  try {
-    const running = promisify(execFile)(process.execPath, [bundle, ...args], {
-      env: { ...process.env, KEEL_PASSWORD: ADMIN_PASSWORD, ...env },
-    });
-    running.child.stdin!.end(input);
-    const { stdout, stderr } = await running;
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const { code, stdout, stderr } = err as Run;
-    return { code, stdout, stderr };
-  }
-}
+/** The CLI, stdin a pipe given `input` (not a terminal), password from KEEL_PASSWORD unless `env` says otherwise. */
+const keel = (args: string[], env: Record<string, string> = {}, input = '') => runKeel(args, { ...process.env, KEEL_PASSWORD: ADMIN_PASSWORD, ...env }, input);
 
 function file(t: ExecutionContext, name: string, bytes: Buffer): string {
   const dir = mkdtempSync(join(tmpdir(), 'keel-upload-'));
@@ -139,7 +116,7 @@ test('on a terminal the progress is a bar redrawn in place', async (t) => {
   const content = randomBytes(2 * 1024 * 1024);
   const path = file(t, 'rootfs.squashfs', content);
   // script(1) gives the CLI a pseudo-terminal for stdin, stdout and stderr.
-  const command = [process.execPath, bundle, 'image', 'import', path, '--name', 'Tty', '--url', h.base].map((word) => `'${word}'`).join(' ');
+  const command = [process.execPath, BUNDLE, 'image', 'import', path, '--name', 'Tty', '--url', h.base].map((word) => `'${word}'`).join(' ');
   const { stdout } = await promisify(execFile)('script', ['-qefc', command, '/dev/null'], { env: { ...process.env, KEEL_PASSWORD: ADMIN_PASSWORD, COLUMNS: '120' } });
   t.regex(stdout, /rootfs\.squashfs \[#{30}\] 100% 2\.0 MiB\/2\.0 MiB [\d.]+ (B|KiB|MiB|GiB)\/s ETA \S+/);
   t.true(stdout.includes('\u001b['), 'redrawn in place with cursor moves');

@@ -26,6 +26,7 @@ test('defaults without root: unprivileged ports and ./var', (t) => {
   t.deepEqual(load(), {
     server: { name: 'testhost', data_dir: './var', bind: '0.0.0.0' },
     http: { port: 8080, max_body_bytes: 1048576 },
+    https: { enabled: false, port: 8443, cert_file: null, key_file: null, ca_file: null, extra_names: [] },
     auth: { access_token_ttl: 1200, refresh_token_ttl: 2592000 },
     store: { min_free_bytes: 268435456, change_log_retention: 100000 },
     tftp: {
@@ -35,6 +36,8 @@ test('defaults without root: unprivileged ports and ./var', (t) => {
     dhcp: { interfaces: [] },
     dns: { enabled: false, port: 1053, bind: '0.0.0.0', domain: 'cluster.local', upstreams: [], ttl: 60 },
     boot: { assets_dir: null },
+    install: { clientpkgs_dir: null, max_expanded_bytes: 2147483648, ignition_bin: null, ignition_fetch_timeout: 10, ignition_max_bytes: 1048576 },
+    build: { concurrency: 1, work_dir: null, ipxe_source: null },
     console: { device_patterns: ['/dev/ttyS*', '/dev/ttyUSB*'] },
     log: { level: 'info', format: 'auto' },
   });
@@ -53,6 +56,7 @@ test('defaults as root: standard ports and /var/lib/keel', (t) => {
   t.is(config.server.data_dir, '/var/lib/keel');
   t.is(config.http.port, 80);
   t.is(config.tftp.port, 69);
+  t.is(config.https.port, 443);
   t.is(config.dns.port, 53);
   t.is(config.boot.assets_dir, '/usr/share/keel/assets');
   t.is(load({ isRoot: true, env: { KEEL_BOOT_ASSETS_DIR: '' } }).boot.assets_dir, null, 'an empty variable unsets it');
@@ -277,7 +281,7 @@ test('docs/config.md holds the table rendered from CONFIG_SCHEMA', (t) => {
 test('docs/config.md lists every key with its default and variable', (t) => {
   const rows = docs.split('\n').filter((line) => line.startsWith('| `'));
   const keys = Object.entries(CONFIG_SCHEMA).flatMap(([section, keys]) => Object.keys(keys).map((k) => `${section}.${k}`));
-  t.is(rows.length, keys.length + 3); // + the three non-config variables
+  t.is(rows.length, keys.length + 4); // + the four non-config variables
   for (const key of keys) {
     const row = rows.find((r) => r.startsWith(`| \`${key}\` |`));
     t.truthy(row, `${key} missing from docs/config.md`);

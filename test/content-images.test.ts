@@ -148,13 +148,14 @@ test('frozen images refuse changes to the record and its content until unfrozen'
   t.is((await call('DELETE', '/image/img')).status, 200);
 });
 
-test('parent and distro are accepted by name and stored as uids (distro shown by name); unknown ones are 400s', async (t) => {
+test('parent and distro are accepted by name and stored as uids (shown by name); unknown ones are 400s', async (t) => {
   const { h, call } = await setup(t);
   const base = await createImage(call, 'base');
   const distro = (await call('POST', '/distros', { name: 'rocky9', release: '9.4' })).json.data as string;
   const child = await createImage(call, 'child', { parent: 'base', distro: 'rocky9' });
   const record = (await call('GET', `/image/${child}`)).json.data as Record<string, unknown>;
-  t.is(record.parent, base);
+  t.is(record.parent, 'base');
+  t.is(h.head.model.objectsNamed('image').collection.get(child)!.parent, base, 'parent stored as the uid');
   t.is(record.distro, 'rocky9');
   t.is(h.head.model.objectsNamed('image').collection.get(child)!.distro, distro, 'stored as the uid');
   // A rename of the distro shows at once (the image's cached view is dropped), the link holds.

@@ -5,66 +5,16 @@
 // command, a wrong key, an unreachable node and a silent one, the role, the log, and no private key
 // anywhere it must not be.
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureHeadKey, generateKeyPair } from '../src/ssh/keys.js';
 import { freePort } from './helpers/free-port.js';
 import { startTestHead, type TestHead } from './helpers/head.js';
+import { startSshd, waitFor, type Sshd } from './helpers/sshd.js';
 
-const SSHD = '/usr/sbin/sshd';
 const MARKER = '\nkeel-exec-status: ';
-
-interface Sshd { pid: number; port: number; dir: string; authorizedKeys: string }
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-const listening = (port: number) => new Promise<boolean>((resolve) => {
-  const socket = connect({ host: '127.0.0.1', port }, () => {
-    socket.destroy();
-    resolve(true);
-  });
-  socket.on('error', () => resolve(false));
-});
-
-/** A non-daemon sshd of the test's own on 127.0.0.1, letting in root with `authorizedKey`. */
-async function startSshd(t: ExecutionContext, authorizedKey: string): Promise<Sshd> {
-  const dir = mkdtempSync(join(tmpdir(), 'keel-sshd-'));
-  const port = await freePort();
-  const host = generateKeyPair('ed25519', 'test-sshd');
-  writeFileSync(join(dir, 'host_ed25519'), host.private, { mode: 0o600 });
-  const authorizedKeys = join(dir, 'authorized_keys');
-  writeFileSync(authorizedKeys, `${authorizedKey}\n`, { mode: 0o600 });
-  writeFileSync(join(dir, 'sshd_config'), [
-    `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(dir, 'host_ed25519')}`, `AuthorizedKeysFile ${authorizedKeys}`,
-    'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no',
-    'StrictModes no', 'PidFile none', 'LogLevel ERROR', '',
-  ].join('\n'));
-  // sshd's privilege separation directory (Debian's unit creates it; a bare sshd does not).
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const child = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  t.teardown(() => {
-    if (child.exitCode === null) process.kill(child.pid!, 'SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
-  // Generous: on a loaded machine sshd takes seconds to start; an sshd that exits fails at once.
-  await waitFor(`sshd on port ${port}`, () => {
-    if (child.exitCode !== null) throw new Error(`sshd exited with ${child.exitCode}: ${stderr}`);
-    return listening(port);
-  }, 30_000);
-  return { pid: child.pid!, port, dir, authorizedKeys };
-}
 
 /** A head, a node at 127.0.0.1 whose SSH port is the test's sshd, and that sshd trusting the head's key. */
 async function setup(t: ExecutionContext): Promise<{ h: TestHead; token: string; sshd: Sshd; node: string; headPublic: string }> {

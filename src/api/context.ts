@@ -2,6 +2,8 @@
 // (src/serve.ts) and handed to every API route.
 import type { Logger } from 'pino';
 import type { BootTimelines } from '../boot/timeline.js';
+import type { ClientPackages } from '../clientpkgs/directory.js';
+import type { BuildQueue } from '../build/queue.js';
 import type { KeelConfig } from '../config.js';
 import type { GitRepoService } from '../git/service.js';
 import type { RecentLog } from '../log.js';
@@ -35,4 +37,10 @@ export interface ApiContext {
   bootTimelines: BootTimelines;
   /** The head's SSH key pair (src/ssh/keys.ts): `ssh_public` of the head object, and the key PUT /node/<UID>/exec runs with. */
   headKey: HeadKey;
+  /** The client packages directory nodes download from, and its RPM→TAR conversions (docs/install.md). */
+  clientPackages: ClientPackages;
+  /** The artifact builders' job queue (spec 004's /ipxes; docs/builders.md). */
+  builds: BuildQueue;
+  /** PEM of the CA certificates that verify the HTTPS listener (src/http/tls.ts): GET /cluster/cabundle, the head's `ca_pem`; '' when HTTPS is off. */
+  caBundle: string;
 }

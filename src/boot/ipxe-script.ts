@@ -195,9 +195,10 @@ export const ipxeScriptRoute: BootRoute = {
     // Strict: the MAC goes into the script (the URL it chains to); DHCP always sends a real one.
     const mac = macText === null ? undefined : normaliseMac(macText);
     if (mac === undefined) throw badRequest(`Malformed ?mac=: expected a MAC address such as 52:54:00:12:34:56, got ${JSON.stringify(macText)}`);
-    // The script's URLs use the address the node reached us at, when the Host header is one.
+    // The script's URLs use the address the node reached us at, when the Host header is one, and
+    // its scheme: an iPXE that fetched the script over HTTPS goes on over HTTPS (docs/security.md).
     const host = req.headers.host;
-    const base = `http://${host !== undefined && HOST_HEADER.test(host) ? host : `${ctx.config.server.bind}:${ctx.config.http.port}`}`;
+    const base = host !== undefined && HOST_HEADER.test(host) ? `${req.secure ? 'https' : 'http'}://${host}` : `http://${ctx.config.server.bind}:${ctx.config.http.port}`;
     const { script, problem } = nodeScript(ctx.model, base, mac);
     ctx.log.info({ mac, from: req.remoteAddress, problem }, 'iPXE script served');
     ctx.bootPath.scriptServed(mac, req.remoteAddress, problem);

@@ -2,16 +2,42 @@
 // where the API is, logging in with a password, JSON calls, and file uploads streamed from disk
 // with a progress bar (bytes, rate, ETA) on a terminal and plain progress lines otherwise.
 import { SingleBar } from 'cli-progress';
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import https, { request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import { basename } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Agent, setGlobalDispatcher } from 'undici';
 import type { KeelConfig } from '../config.js';
+import { pemCertificates } from '../http/tls.js';
 
 /** Environment variable the CLI reads the password from (else stdin when it is not a terminal). */
 export const PASSWORD_ENV = 'KEEL_PASSWORD';
+
+/** Environment variable naming a PEM file of CA certificates the CLI trusts for https:// heads (as `--ca` does). */
+export const CA_ENV = 'KEEL_CA';
+
+/**
+ * Trust the CA certificates in the PEM file `file` (a head's GET /cluster/cabundle `pem`, or its
+ * <data-dir>/tls/ca.pem) for https:// heads, besides the system's, for the rest of this process: a
+ * command talks to one head. Both ways the client reaches a head get them: fetch (Node's fetch is
+ * undici, whose global dispatcher this replaces) and node:https (uploads, its global agent).
+ */
+export function trustCaFile(file: string): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`--ca ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  const certificates = pemCertificates(text);
+  if (certificates.length === 0) throw new Error(`--ca ${file}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)`);
+  const ca = [...rootCertificates, ...certificates];
+  setGlobalDispatcher(new Agent({ connect: { ca } }));
+  https.globalAgent = new https.Agent({ ca });
+}
 
 /** A refusal from the API: its status and reason. */
 export class ApiError extends Error {
@@ -70,15 +96,16 @@ function unwrap(status: number, text: string): unknown {
 
 /** An authenticated session with one keel API. */
 export class ApiClient {
-  private constructor(readonly base: string, private readonly token: string) {}
+  /** `refreshToken` is kept from a login, for a caller that stores the session (src/cli/session.ts). */
+  constructor(readonly base: string, readonly token: string, readonly refreshToken?: string) {}
 
   static async login(base: string, user: string, password: string): Promise<ApiClient> {
     const res = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user, pass: password }) })
       .catch((err: unknown) => {
         throw new Error(`Cannot reach keel at ${base}: ${(err as { cause?: Error }).cause?.message ?? String(err)}`);
       });
-    const data = unwrap(res.status, await res.text()) as { token: { access_token: string } };
-    return new ApiClient(base, data.token.access_token);
+    const data = unwrap(res.status, await res.text()) as { token: { access_token: string; refresh_token: string } };
+    return new ApiClient(base, data.token.access_token, data.token.refresh_token);
   }
 
   /** A JSON call; resolves to the envelope's data, throws ApiError with the reason on a refusal. */

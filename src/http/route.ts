@@ -24,6 +24,8 @@ export interface Request {
   /** The raw body, on routes declaring `body: 'stream'`; iterating it throws if the client aborts. */
   stream?: AsyncIterable<Buffer>;
   remoteAddress: string;
+  /** Whether it came over TLS (the HTTPS port): what scheme URLs handed back to the caller use. */
+  secure?: boolean;
   /** The authenticated caller; absent on public routes. */
   principal?: Principal;
 }

@@ -2,7 +2,8 @@
 // (JSON under a size limit, or streamed with backpressure for upload routes), the JSON envelope,
 // and raw file replies (send-file.ts). Routing, hooks and errors live in their own files. What it
 // serves are mounts, each a router on its own prefix: the API under /api/v1, the public boot path
-// /boot, /metrics (wired in src/serve.ts).
+// /boot, /metrics (wired in src/serve.ts). One server speaks plain HTTP or, given a key and certificate,
+// HTTPS (with its WebSockets as wss://): src/serve.ts runs one of each on their ports.
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import { endHead, sendFile, type SendTarget } from './send-file.js';
@@ -126,6 +127,7 @@ class UwsRequest implements Request {
     private readonly rawQuery: string,
     readonly headers: Record<string, string>,
     private readonly exchange: Exchange,
+    readonly secure: boolean,
   ) {}
 
   get query(): URLSearchParams {
@@ -159,6 +161,20 @@ export interface HttpServerOptions {
   maxBodyBytes: number;
   /** Where failed (5xx) replies are logged. */
   log: Logger;
+  /**
+   * Serve HTTPS with this PEM key and certificate (tls.ts) instead of plain HTTP. uWS reads the
+   * files itself when the server is made: they are checked before (ensureTlsCertificates).
+   */
+  tls?: { keyFile: string; certFile: string };
+}
+
+function sslApp(tls: { keyFile: string; certFile: string }): TemplatedApp {
+  try {
+    return loadUws().SSLApp({ key_file_name: tls.keyFile, cert_file_name: tls.certFile });
+  } catch (err) {
+    // uWS says only "App construction failed".
+    throw new Error(`cannot start HTTPS with key ${tls.keyFile} and certificate ${tls.certFile}: ${(err as Error).message}`);
+  }
 }
 
 export class HttpServer {
@@ -173,7 +189,7 @@ export class HttpServer {
     // uWS writes a `uWebSockets: 20` header into every reply unless its loop is told to be silent
     // (a per-loop flag of the addon, set through its `_cfg`; there is no per-reply switch).
     uws._cfg('silent');
-    this.app = uws.App();
+    this.app = options.tls ? sslApp(options.tls) : uws.App();
     this.app.any('/*', (res, req) => this.onRequest(res, req));
   }
 
@@ -209,7 +225,7 @@ export class HttpServer {
     const url = raw.getUrl();
     collected = {};
     raw.forEach(collectHeader);
-    const req = new UwsRequest(raw.getCaseSensitiveMethod().toUpperCase(), url, raw.getQuery() ?? '', collected, exchange);
+    const req = new UwsRequest(raw.getCaseSensitiveMethod().toUpperCase(), url, raw.getQuery() ?? '', collected, exchange, this.options.tls !== undefined);
     exchange.req = req;
     let mount = this.mounts[this.mounts.length - 1]!;
     for (const m of this.mounts) {

@@ -55,20 +55,29 @@ function allocateIndex(store: Store, tx: WriteTx, pool: EffectivePool, uid: stri
   throw new Invalid(`Naming pool ${pool.label} has no free index`);
 }
 
-/** The pool's address for `index` (ip_base / ip_offset), or the network's lowest free address. */
-function allocateIp(store: Store, tx: WriteTx, pool: EffectivePool, index: number, uid: string | undefined): { ip: string; net?: string } | undefined {
-  const net = netRange(store, pool.network);
+const inRange = (net: NetRange, address: number) => address >= net.first && address < net.first + net.count;
+const rangeText = (net: NetRange) => `${formatIPv4(net.first)}-${formatIPv4(net.first + net.count - 1)}`;
+
+/**
+ * The address the pool gives `index` by rule (ip_base / ip_offset), with how it was computed;
+ * undefined when the pool takes the lowest free address of its network instead.
+ */
+function fixedAddress(pool: EffectivePool, net: NetRange | undefined, index: number): { address: number; how: string } | undefined {
   const step = index - pool.firstIndex;
-  let fixed: number | undefined;
-  if (pool.ipBase !== undefined) fixed = pool.ipBase + step;
-  else if (pool.ipOffset !== undefined && net) fixed = net.first + pool.ipOffset + step;
-  if (fixed !== undefined) {
-    if (net && (fixed < net.first || fixed >= net.first + net.count))
-      throw new Invalid(`Naming pool ${pool.label} gives index ${index} the address ${formatIPv4(fixed)}, outside network ${net.label}`);
-    if (fixed > 0xffffffff) throw new Invalid(`Naming pool ${pool.label} gives index ${index} no valid IPv4 address`);
-    return { ip: formatIPv4(fixed), net: net?.uid };
-  }
-  if (!net) return undefined;
+  let fixed: { address: number; how: string };
+  if (pool.ipBase !== undefined) fixed = { address: pool.ipBase + step, how: `ip_base ${formatIPv4(pool.ipBase)} + ${step}` };
+  else if (pool.ipOffset !== undefined) {
+    if (!net) throw new Invalid(`Naming pool ${pool.label} sets ip_offset but has no network to offset from: set its network (or a parent's), or create one (POST /nets)`);
+    fixed = { address: net.first + pool.ipOffset + step, how: `network ${net.label} first_ip ${formatIPv4(net.first)} + ip_offset ${pool.ipOffset} + ${step}` };
+  } else return undefined;
+  if (net && !inRange(net, fixed.address))
+    throw new Invalid(`Naming pool ${pool.label} gives index ${index} the address ${formatIPv4(fixed.address)}, outside network ${net.label} (${rangeText(net)})`);
+  if (fixed.address > 0xffffffff) throw new Invalid(`Naming pool ${pool.label} gives index ${index} no valid IPv4 address`);
+  return fixed;
+}
+
+/** The lowest address of the network's range that no other node holds. */
+function lowestFreeAddress(store: Store, tx: WriteTx, net: NetRange, uid: string | undefined): string {
   const collection = nodes(store);
   const hintKey = `ip:${net.uid}`;
   const taken = hintsOf(tx);
@@ -76,55 +85,87 @@ function allocateIp(store: Store, tx: WriteTx, pool: EffectivePool, index: numbe
     const ip = formatIPv4(address);
     if (!freeFor(collection.lookup('ip', ip), uid)) continue;
     taken.set(hintKey, address + 1);
-    return { ip, net: net.uid };
+    return ip;
   }
-  throw new Invalid(`Network ${net.label} has no free IP address left (ip_count ${net.count})`);
+  throw new Invalid(`Network ${net.label} has no free IP address left (ip_count ${net.count}): raise its ip_count, or give the pool another network`);
 }
 
-/** Transactions in which every node written is renumbered (a naming-pool push). */
-const renumbering = new WeakSet<WriteTx>();
+/** Why a naming-pool push changed a node's name and address, or kept an address no rule gives any more. */
+export interface PushReasons {
+  name?: string;
+  ip?: string;
+}
 
-export function renumberNodesIn(tx: WriteTx): void {
-  renumbering.add(tx);
+/** Transactions in which every node written is renumbered (a naming-pool push), with the reasons per node uid. */
+const renumbering = new WeakMap<WriteTx, Map<string, PushReasons>>();
+
+/** Renumber every node written in `tx`; the map fills with why each node's name or address changed. */
+export function renumberNodesIn(tx: WriteTx): Map<string, PushReasons> {
+  let reasons = renumbering.get(tx);
+  if (!reasons) renumbering.set(tx, (reasons = new Map()));
+  return reasons;
+}
+
+function setAddress(node: Record<string, unknown>, ip: string | undefined, net: string | undefined): void {
+  if (ip === undefined) delete node.ip;
+  else node.ip = ip;
+  if (net === undefined) delete node.net;
+  else node.net = net;
 }
 
 /**
  * Fill in a node's `index`, `name`, `ip` and `net` (the network its address is from). A node
  * keeps its place while its naming pool is unchanged; `renumber` (naming-pool push) recomputes
- * the name and address from the pool as it is now, keeping the index where still possible.
+ * the name and address from the pool as it is now, keeping the index where still possible and an
+ * address from the network's free range while it is still inside the pool's network. The network
+ * is the pool's (or its nearest parent's), else the cluster's default network (cluster.ts,
+ * defaultNetwork). A node that cannot be given an address is refused (Invalid) — except when
+ * keel has no network at all, where it has none to give; a node never loses the address it has
+ * to a recomputation that yields none.
  */
 export function placeNode(store: Store, tx: WriteTx, node: Record<string, unknown>, previous: StoredRecord | undefined): void {
-  const renumber = renumbering.has(tx);
+  const reasons = renumbering.get(tx);
   const samePool = previous !== undefined && previous.naming_pool === node.naming_pool && typeof previous.index === 'number';
-  if (samePool && !renumber) {
+  if (samePool && reasons === undefined) {
     for (const key of ['index', 'name', 'ip', 'net'] as const) {
       if (previous[key] === undefined) delete node[key];
       else node[key] = previous[key];
     }
     return;
   }
+  // Read before `node` changes: a caller may hand in the previous record itself.
   const uid = previous?.uid;
+  const [hadIndex, hadName, hadNet] = [previous?.index, previous?.name, previous?.net as string | undefined];
+  const had = typeof previous?.ip === 'string' ? previous.ip : undefined;
   const pool = effectivePool(store, node.naming_pool as string | undefined);
-  const keep = samePool && (previous.index as number) >= pool.firstIndex;
-  const index = keep ? (previous.index as number) : allocateIndex(store, tx, pool, uid);
+  const keepIndex = samePool && (hadIndex as number) >= pool.firstIndex;
+  const index = keepIndex ? (hadIndex as number) : allocateIndex(store, tx, pool, uid);
   node.index = index;
   node.name = formatName(pool.pattern, index);
-  if (keep && pool.ipBase === undefined && pool.ipOffset === undefined && typeof previous.ip === 'string') {
-    // Lowest-free addresses stay put while they are still inside the pool's network.
-    const net = netRange(store, pool.network);
-    const current = parseIPv4(previous.ip)!;
-    if (net && current >= net.first && current < net.first + net.count) {
-      node.ip = previous.ip;
-      node.net = net.uid;
-      return;
-    }
+  const why: PushReasons = {};
+  if (samePool && !keepIndex) why.name = `index ${String(hadIndex)} is below the pool's first_index ${pool.firstIndex}: the lowest free index`;
+  else if (samePool && node.name !== hadName) why.name = `the pool's pattern is now ${pool.patternText}`;
+  if (uid !== undefined && reasons !== undefined) reasons.set(uid, why);
+
+  const net = netRange(store, pool.network);
+  const fixed = fixedAddress(pool, net, index);
+  if (fixed !== undefined) {
+    setAddress(node, formatIPv4(fixed.address), net?.uid);
+    if (node.ip !== had) why.ip = `naming pool ${pool.label}: ${fixed.how} (index ${index} - first_index ${pool.firstIndex})`;
+    return;
   }
-  const address = allocateIp(store, tx, pool, index, uid);
-  if (address) {
-    node.ip = address.ip;
-    node.net = address.net;
-  } else {
-    delete node.ip;
-    delete node.net;
+  if (net === undefined) {
+    // No network anywhere: keel hands out no addresses (proxy DHCP beside the site's server).
+    setAddress(node, had, had === undefined ? undefined : hadNet);
+    if (had !== undefined) why.ip = `kept: naming pool ${pool.label} gives no address now (no ip_base, and keel has no network)`;
+    return;
   }
+  if (samePool && had !== undefined && inRange(net, parseIPv4(had)!)) {
+    setAddress(node, had, net.uid);
+    return;
+  }
+  setAddress(node, lowestFreeAddress(store, tx, net, uid), net.uid);
+  why.ip = had === undefined
+    ? `the node had no address: the lowest free address of network ${net.label}`
+    : `${had} is outside network ${net.label} (${rangeText(net)}), the pool's network now: the lowest free address there`;
 }

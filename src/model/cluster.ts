@@ -33,14 +33,30 @@ export interface EffectivePool {
   group?: string;
 }
 
-/** The network pools without their own use: the cluster's default_network, else the only network. */
+/**
+ * Internal field of a network record: its place in the order networks were created (1, 2, …;
+ * set once by the network class, never shown or written by clients). Networks stored before the
+ * field existed have none and count as older than every numbered one.
+ */
+export const NETWORK_ORDER_FIELD = 'created_order';
+
+/** A network's creation order (0 for one stored before the order was kept). */
+export const networkOrder = (net: StoredRecord): number => (net[NETWORK_ORDER_FIELD] as number | undefined) ?? 0;
+
+/**
+ * The network pools without their own use: the cluster's default_network, else the network
+ * created first (ties, only among networks stored before the order was kept, by uid). Adding a
+ * network therefore never changes where nodes get their addresses; `undefined` only when there
+ * is no network at all.
+ */
 export function defaultNetwork(store: Store): string | undefined {
   const configured = clusterSettings(store).default_network;
   if (configured !== undefined && networks(store).get(configured)) return configured;
-  const nets = networks(store);
-  if (nets.count() !== 1) return undefined;
-  for (const uid of nets.records.getKeys({ limit: 1 })) return uid;
-  return undefined;
+  let first: StoredRecord | undefined;
+  for (const net of networks(store).list()) {
+    if (first === undefined || networkOrder(net) < networkOrder(first) || (networkOrder(net) === networkOrder(first) && net.uid < first.uid)) first = net;
+  }
+  return first?.uid;
 }
 
 /** Pool uid → its parents, nearest first (the pool itself first); cycles are refused on write. */

@@ -63,7 +63,7 @@ export interface ObjectClass {
    * `viewReads`.
    */
   present?(record: StoredRecord, view: Record<string, unknown>, store: Store): void;
-  /** Classes `present` reads (e.g. a node's network for its domain): a change there drops cached views. */
+  /** Classes `present` reads (e.g. a node's network for its domain; may be the class itself): a change there drops every cached view. */
   viewReads?: readonly string[];
   /** Reason a record cannot be deleted besides declared references to it; checked in the transaction. */
   inUse?(record: StoredRecord, store: Store): string | undefined;
@@ -122,10 +122,11 @@ export class ObjectStore {
     this.collection = store.collection(cls.name, cls.indexes);
     this.fields = fieldsOf(cls);
     // Committed changes invalidate before the writer's request returns, so a client always reads
-    // its own writes; a change to a class that views read invalidates them all.
+    // its own writes; a change to a class that views read (the class itself, for an image's
+    // parent) invalidates them all.
     store.subscribe((change) => {
-      if (change.class === cls.name) this.views.delete(change.uid);
-      else if (cls.viewReads?.includes(change.class)) this.views.clear();
+      if (cls.viewReads?.includes(change.class)) this.views.clear();
+      else if (change.class === cls.name) this.views.delete(change.uid);
     });
   }
 
@@ -218,16 +219,17 @@ export class ObjectStore {
     }));
   }
 
-  /** Change several records in one transaction (e.g. a naming-pool push); `change` sees each current record. */
+  /**
+   * Change several records in one transaction (a naming-pool push, bulk assignment): all or none.
+   * `change` sees each current record; one gone meanwhile or frozen refuses the lot, naming it.
+   */
   async modifyMany(actor: string, uids: readonly string[], change: (record: StoredRecord, tx: WriteTx) => Record<string, unknown>): Promise<StoredRecord[]> {
-    return this.write(actor, (tx) => {
-      const changed: StoredRecord[] = [];
-      for (const uid of uids) {
-        const previous = this.collection.get(uid);
-        if (previous) changed.push(this.put(tx, previous, change(previous, tx)));
-      }
-      return changed;
-    });
+    return this.write(actor, (tx) => uids.map((uid) => {
+      const previous = this.collection.get(uid);
+      if (!previous) throw new NotFound(`No ${this.cls.label} found for ID=${uid}`);
+      if (this.cls.frozenReason && previous.frozen === true) throw new Invalid(`${this.cls.label} ${String(previous.name ?? uid)}: ${this.cls.frozenReason}`);
+      return this.put(tx, previous, change(previous, tx));
+    }));
   }
 
   private async newRecord(body: unknown): Promise<Record<string, unknown>> {

@@ -2,9 +2,10 @@
 // generated at first start, the private key a 0600 file in the data directory, the public key shown
 // as `ssh_public` on the head object (spec 003). keel runs remote commands with it (exec.ts).
 // ssh2's generator writes both halves in OpenSSH's formats. docs/security.md, "SSH keys".
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
+import { writeFileDurably } from '../durable-file.js';
 
 export const KEY_ALGORITHMS = ['ed25519', 'ecdsa', 'rsa'] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
@@ -40,19 +41,6 @@ export function generateKeyPair(algorithm: KeyAlgorithm, comment: string): KeyPa
   throw new Error(`ssh2 generated ${ED25519_TRIES} malformed ed25519 keys in a row`);
 }
 
-/** Write `text` to a new file created with `mode`, synced, then renamed into place: whole or absent after a crash. */
-function writeDurably(path: string, text: string, mode: number): void {
-  const temp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(temp, 'w', mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
-}
-
 /** Where the head's key pair lives under the data directory. */
 export const HEAD_KEY_DIR = 'ssh';
 const HEAD_KEY_FILE = 'head_ed25519';
@@ -80,8 +68,8 @@ export function ensureHeadKey(dataDir: string, headName: string): HeadKey {
   } catch {
     const pair = generateKeyPair('ed25519', `keel@${headName}`);
     // The public half last: its presence says the pair is whole.
-    writeDurably(path, pair.private, 0o600);
-    writeDurably(`${path}.pub`, `${pair.public}\n`, 0o644);
+    writeFileDurably(path, pair.private, 0o600);
+    writeFileDurably(`${path}.pub`, `${pair.public}\n`, 0o644);
     publicLine = pair.public;
   }
   return { public: publicLine, path, privateKey: () => readFileSync(path) };

@@ -75,7 +75,7 @@ export function newUid(): Uid {
 
 const changeObjectKey = (className: string, uid: Uid): string => `${className}/${uid}`;
 
-function indexKeys(spec: IndexSpec, record: Record<string, unknown>): string[] {
+export function indexKeys(spec: IndexSpec, record: Record<string, unknown>): string[] {
   const keys = spec.keys(record);
   if (keys === undefined) return [];
   return (Array.isArray(keys) ? keys : [keys]).filter((k) => k !== '');

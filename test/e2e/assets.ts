@@ -1,7 +1,10 @@
 // The default boot assets for tests that boot a VM: images/build.sh run into <repo>/.cache/images
 // (not committed). Built once: build.sh holds a lock on the directory, so a second ava worker
 // asking at the same time waits for the first, and a build whose inputs have not changed returns
-// at once with the files already there.
+// at once with the files already there. The cache key is build.sh's digest of those inputs: build.sh
+// itself (the root's package list), every file under images/initramfs/ and images/rootfs/ (the
+// agent, keel-sshd, the customize hook), the kernel and busybox versions and the release — so a
+// change to what goes into the image rebuilds it here and in CI.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 

@@ -7,58 +7,21 @@
 // of the initramfs is taken: BIOS/e1000 and UEFI/virtio, proxy and authoritative DHCP, rwram and
 // roram, chunked and whole fetch. A failure prints the VM's serial console and keel's log tail.
 // QEMU, radvd, udhcpd and keel are killed by pid at teardown.
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { bootLab, startVm, type Firmware } from '../dhcp/boot-lab.js';
 import { prepareCluster, startKeelInNamespace, type KeelProcess } from '../dhcp/keel-in-netns.js';
-import { defaultAssets, type BootAssets } from './assets.js';
-import { namespaceApi, type ApiReply, type NamespaceApi } from './netns-api.js';
-
-const HTTP_PORT = 8080;
-const TFTP_PORT = 69;
-/** QEMU start → the agent's first report; measured 40–90 s under TCG on 2 shared cores. */
-const BOOT_TIMEOUT_MS = 240_000;
-/** A cold images/build.sh (downloads, mmdebstrap, mksquashfs); a warm one returns at once. */
-const BUILD_TIMEOUT_MS = 15 * 60_000;
-const POLL_MS = 2_000;
-const NODE_IP = '10.67.0.100';
-/** Enough for rwram: the root's files in a tmpfs beside the kernel and the initramfs. */
-const VM_RAM_MIB = 1024;
+import { defaultAssets } from './assets.js';
+import { BOOT_TIMEOUT_MS, BUILD_TIMEOUT_MS, HTTP_PORT, NODE_IP, TFTP_PORT, VM_RAM_MIB, bootFailure, firstReport, sha256Of, uploadDefaults, type RootMode } from './boot-node.js';
+import { namespaceApi } from './netns-api.js';
 
 interface Scenario {
   mode: 'proxy' | 'authoritative';
   firmware: Firmware;
-  root: 'rwram' | 'roram';
+  root: RootMode;
   fetch: 'chunks' | 'whole';
   mac: string;
-}
-
-const sha256Of = (file: string) => new Promise<string>((resolve, reject) => {
-  const hash = createHash('sha256');
-  createReadStream(file).on('data', (data) => hash.update(data)).on('end', () => resolve(hash.digest('hex'))).on('error', reject);
-});
-
-/** DefaultImage and DefaultBoot from the assets, through the API, as an operator makes them. */
-async function uploadDefaults(api: NamespaceApi, token: string, assets: BootAssets, root: Scenario['root']): Promise<{ image: string; bootConfig: string }> {
-  const ok = (what: string, reply: ApiReply): ApiReply => {
-    if (reply.status !== 200) throw new Error(`${what}: ${reply.status} ${JSON.stringify(reply.json)}`);
-    return reply;
-  };
-  const image = ok('POST /images', await api.call('POST', '/images', { token, body: { name: 'DefaultImage' } })).json.data as string;
-  ok('image content', await api.upload(`/image/${image}/content`, assets.rootfs, token));
-  const bootConfig = ok('POST /bootconfigs', await api.call('POST', '/bootconfigs', {
-    token, body: { name: 'DefaultBoot', image, boot_style: root, cmdline: 'console=ttyS0,115200n8' },
-  })).json.data as string;
-  ok('kernel', await api.upload(`/bootconfig/${bootConfig}/kernel`, assets.vmlinuz, token));
-  ok('initramfs', await api.upload(`/bootconfig/${bootConfig}/initramfs`, assets.initramfs, token));
-  return { image, bootConfig };
-}
-
-/** The last `lines` lines of a file, for failure messages. */
-function tail(file: string, lines: number): string {
-  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n') : '(no file)';
 }
 
 async function bootToFirstReport(t: ExecutionContext, scenario: Scenario): Promise<void> {
@@ -82,22 +45,10 @@ async function bootToFirstReport(t: ExecutionContext, scenario: Scenario): Promi
   t.is(attributes.status, 200, JSON.stringify(attributes.json));
 
   const serial = join(lab.dir, 'serial.log');
-  const failure = (why: string) => new Error(`${why}\n--- VM serial console (last 60 lines) ---\n${tail(serial, 60)}\n--- keel log (last 15 lines) ---\n${keel.logs.slice(-15).map((line) => JSON.stringify(line)).join('\n')}`);
+  const failure = bootFailure(serial, keel);
   const started = Date.now();
   const vm = startVm(t, lab, firmware, mac, { memoryMiB: VM_RAM_MIB, serial: ['-serial', `file:${serial}`], cpu: 'max' });
-  let status: Record<string, unknown> | undefined;
-  let quit = false;
-  void vm.exited.then(() => (quit = true));
-  while (status === undefined) {
-    if (quit) throw failure(`QEMU exited: ${vm.output()}`);
-    if (Date.now() - started > BOOT_TIMEOUT_MS) throw failure(`no report from the node's agent within ${BOOT_TIMEOUT_MS / 1000} s`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    const reply = await api.call('GET', `/node/${mac}/status`, { token });
-    if (reply.status !== 200) throw failure(`GET /node/${mac}/status: ${reply.status} ${JSON.stringify(reply.json)}`);
-    const data = reply.json.data as Record<string, unknown>;
-    if (typeof data.boot_id === 'string') status = data;
-  }
-  const seconds = (Date.now() - started) / 1000;
+  const { status, seconds } = await firstReport(api, token, mac, vm, started, failure);
   // The agent prints its first report on the console once keel has answered it: give it a moment.
   const reportLine = /keel-agent: reported to .*, ([\d.]+) s after the kernel started/;
   for (let waited = 0; waited < 15_000 && !reportLine.test(readFileSync(serial, 'utf8')); waited += 500) await new Promise((resolve) => setTimeout(resolve, 500));

@@ -8,7 +8,7 @@
 // WebSockets (test/power/ws-client.ts speaks TCP) go through a relay in this process from a
 // loopback port of the root namespace to the same socket, closed at teardown.
 import { createReadStream, existsSync, statSync } from 'node:fs';
-import { request } from 'node:http';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -19,9 +19,20 @@ export interface ApiReply {
   json: { success?: boolean; reason?: string; data?: unknown } & Record<string, unknown>;
 }
 
+/** An answer as it came: for the routes that answer no JSON (PUT /node/<UID>/exec's output). */
+export interface RawReply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+interface RequestOptions { token?: string; body?: unknown; timeoutMs?: number }
+
 export interface NamespaceApi {
   /** A JSON request (body: JSON value) to `/api/v1<path>`. */
-  call(method: string, path: string, options?: { token?: string; body?: unknown; timeoutMs?: number }): Promise<ApiReply>;
+  call(method: string, path: string, options?: RequestOptions): Promise<ApiReply>;
+  /** The same request, its answer not parsed. */
+  raw(method: string, path: string, options?: RequestOptions): Promise<RawReply>;
   /** PUT the file at `file` as the raw body (an upload: docs/content.md). */
   upload(path: string, file: string, token: string): Promise<ApiReply>;
   login(user: string, pass: string): Promise<string>;
@@ -37,18 +48,11 @@ export async function namespaceApi(t: ExecutionContext, lab: BootLab, httpPort: 
     await new Promise((r) => setTimeout(r, 25));
   }
   const send = (method: string, path: string, headers: Record<string, string | number>, body: Buffer | string | undefined, file: string | undefined, timeoutMs: number) =>
-    new Promise<ApiReply>((resolve, reject) => {
+    new Promise<RawReply>((resolve, reject) => {
       const req = request({ socketPath, method, path: `/api/v1${path}`, headers: { ...headers, connection: 'close' }, agent: false, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          try {
-            resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as ApiReply['json'] });
-          } catch {
-            reject(new Error(`${method} ${path}: ${res.statusCode} not JSON: ${text.slice(0, 500)}`));
-          }
-        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
         res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));
@@ -56,6 +60,15 @@ export async function namespaceApi(t: ExecutionContext, lab: BootLab, httpPort: 
       if (file !== undefined) createReadStream(file).on('error', reject).pipe(req);
       else req.end(body);
     });
+  const json = async (method: string, path: string, reply: Promise<RawReply>): Promise<ApiReply> => {
+    const { status, body } = await reply;
+    const text = body.toString('utf8');
+    try {
+      return { status, json: JSON.parse(text) as ApiReply['json'] };
+    } catch {
+      throw new Error(`${method} ${path}: ${status} not JSON: ${text.slice(0, 500)}`);
+    }
+  };
   const relayed = new Set<Socket>();
   const relay = createServer((client) => {
     const upstream = connect(socketPath);
@@ -73,16 +86,19 @@ export async function namespaceApi(t: ExecutionContext, lab: BootLab, httpPort: 
   }));
   const api: NamespaceApi = {
     wsBase: `ws://127.0.0.1:${(relay.address() as AddressInfo).port}/api/v1`,
-    call(method, path, options = {}) {
+    raw(method, path, options = {}) {
       const headers: Record<string, string> = {};
       if (options.token) headers.authorization = `Bearer ${options.token}`;
       const body = options.body === undefined ? undefined : JSON.stringify(options.body);
       if (body !== undefined) headers['content-type'] = 'application/json';
       return send(method, path, headers, body, undefined, options.timeoutMs ?? 60_000);
     },
+    call(method, path, options = {}) {
+      return json(method, path, api.raw(method, path, options));
+    },
     upload(path, file, token) {
       const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': statSync(file).size };
-      return send('PUT', path, headers, undefined, file, 120_000);
+      return json('PUT', path, send('PUT', path, headers, undefined, file, 120_000));
     },
     async login(user, pass) {
       const res = await api.call('POST', '/login', { body: { user, pass } });

@@ -21,11 +21,11 @@ export interface ServedKeel {
   kill(): Promise<void>;
 }
 
-/** Starts keel on `dataDir` (HTTP and TFTP on one free port) and logs in; killed by pid at teardown. */
-export async function serveKeel(t: ExecutionContext, dataDir: string): Promise<ServedKeel> {
+/** Starts keel on `dataDir` (HTTP and TFTP on one free port; `env` adds KEEL_* settings) and logs in; killed by pid at teardown. */
+export async function serveKeel(t: ExecutionContext, dataDir: string, env: Record<string, string> = {}): Promise<ServedKeel> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--data-dir', dataDir, '--bind', '127.0.0.1', '--http-port', String(port), '--tftp-port', String(port)], {
-    env: { ...process.env, KEEL_ADMIN_PASSWORD: PASSWORD },
+    env: { ...process.env, KEEL_ADMIN_PASSWORD: PASSWORD, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

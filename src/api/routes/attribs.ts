@@ -10,11 +10,11 @@ import { objectRoutes } from '../object-routes.js';
 import { attributesFor, groupViewFor } from '../credentials.js';
 import type { Route } from '../route.js';
 
-/** Attribute keys from a DELETE body: one key or a list of keys. */
-export function attributeKeys(body: unknown): string[] {
+/** Attribute keys from a DELETE body (or the body field `what` names): one key or a list of keys. */
+export function attributeKeys(body: unknown, what = 'Request body'): string[] {
   const keys = typeof body === 'string' ? [body] : body;
   if (!Array.isArray(keys) || keys.length === 0 || !keys.every((key) => typeof key === 'string'))
-    throw badRequest('Request body must be an attribute name or a non-empty list of them');
+    throw badRequest(`${what} must be an attribute name or a non-empty list of them`);
   return keys;
 }
 

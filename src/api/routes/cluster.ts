@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { missingIpxeBinaries } from '../../boot/ipxe-binaries.js';
 import { badRequest, notFound } from '../../http/errors.js';
+import { describeCertificates } from '../../http/tls.js';
 import { attribClass } from '../../model/classes/attrib.js';
 import { distroClass } from '../../model/classes/distro.js';
 import { networkClass } from '../../model/classes/network.js';
@@ -40,6 +41,11 @@ export function headUid(ctx: ApiContext): string {
   return createHash('sha256').update(`keel-head:${ctx.config.server.name}`).digest('hex').slice(0, 32);
 }
 
+/** Spec 003's optional `ca_pem` of a head: the CA of its HTTPS listener, when it has one. */
+function headCa(ctx: ApiContext): { ca_pem?: string } {
+  return ctx.caBundle === '' ? {} : { ca_pem: ctx.caBundle };
+}
+
 function thisHead(ctx: ApiContext, id: string): { uid: string; name: string } {
   const uid = headUid(ctx);
   if (id !== uid && id !== ctx.config.server.name) throw notFound(`No head found for ID=${id}`);
@@ -56,7 +62,7 @@ function clusterView(ctx: ApiContext): Record<string, unknown> {
     ...settings,
     influx_token_set: influxToken !== undefined,
     time: now / 1000,
-    heads: [{ uid: headUid(ctx), name: ctx.config.server.name, version: VERSION, ssh_public: ctx.headKey.public }],
+    heads: [{ uid: headUid(ctx), name: ctx.config.server.name, version: VERSION, ssh_public: ctx.headKey.public, ...headCa(ctx) }],
     auth: {
       // POST /login with {user, pass} (keel's own admins), or {user, secret} from the local login socket.
       methods: ['password', 'local-socket'],
@@ -146,8 +152,8 @@ export const clusterRoutes: Route[] = [
   },
   {
     method: 'GET', path: '/cluster/cabundle', access: 'public', summary: 'CA certificates of the cluster (PEM)',
-    // keel's API is plain HTTP behind the operator's TLS terminator; it issues no certificates.
-    handler: () => ({ certificates: [], pem: '' }),
+    // The CA of the HTTPS listener (generated, or https.ca_file; docs/security.md, "HTTPS"); none while HTTPS is off.
+    handler: (_req, ctx) => ({ certificates: describeCertificates(ctx.caBundle), pem: ctx.caBundle }),
   },
   {
     method: 'GET', path: '/cluster/license', access: 'role.authuser', summary: 'License of this keel installation',
@@ -183,12 +189,14 @@ export const clusterRoutes: Route[] = [
       ...thisHead(ctx, req.params.uid!),
       // Spec 003's field: the head's SSH public key (src/ssh/keys.ts).
       ssh_public: ctx.headKey.public,
+      ...headCa(ctx),
       version: VERSION,
       node_version: process.version,
       time: ctx.clock() / 1000,
       uptime: process.uptime(),
       bind: ctx.config.server.bind,
       http_port: ctx.config.http.port,
+      https_port: ctx.config.https.enabled ? ctx.config.https.port : null,
       database: { engine: 'lmdb', last_change: ctx.store.lastSeq },
     }),
   },

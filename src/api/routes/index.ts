@@ -4,8 +4,11 @@ import { OBJECT_CLASSES } from '../../model/model.js';
 import type { Route } from '../route.js';
 import { adminRoutes } from './admins.js';
 import { bootConfigRoutes } from './bootconfigs.js';
+import { buildRoutes } from './builds.js';
 import { attribRoutes } from './attribs.js';
 import { clusterRoutes } from './cluster.js';
+import { bootTimeRoutes } from './boot-time.js';
+import { clientPackageRoutes } from './clientpkgs.js';
 import { consoleRoutes } from './console.js';
 import { dyngroupRoutes } from './dyngroups.js';
 import { gitRepoRoutes } from './gitrepos.js';
@@ -29,7 +32,8 @@ import { tftpFileRoutes } from './tftpfiles.js';
 const routes: readonly Route[] = [...sessionRoutes, ...adminRoutes, ...clusterRoutes,
   ...nodeRoutes, ...attribRoutes, ...namingPoolRoutes, ...networkRoutes, ...hostnameRoutes, ...dyngroupRoutes,
   ...imageRoutes, ...bootConfigRoutes, ...kickstartRoutes, ...repoRoutes, ...distroRoutes, ...unusedFileRoutes,
-  ...tftpFileRoutes, ...gitRepoRoutes, ...powerRoutes, ...consoleRoutes, ...registryApiRoutes, ...sshKeyRoutes, ...execRoutes, ...localnodeRoutes];
+  ...tftpFileRoutes, ...gitRepoRoutes, ...powerRoutes, ...consoleRoutes, ...registryApiRoutes, ...sshKeyRoutes, ...execRoutes, ...localnodeRoutes,
+  ...bootTimeRoutes, ...clientPackageRoutes, ...buildRoutes];
 
 /** Singular → plural path segment of every class (and of the `/host` alias of hostnames). */
 const PLURALS = new Map<string, string>([...OBJECT_CLASSES.map((cls) => [cls.name, cls.plural] as const), ['host', 'hosts']]);

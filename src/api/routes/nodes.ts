@@ -1,6 +1,7 @@
 // Node objects (spec 001, Node Objects): the machines keel boots. A node is addressed by uid,
 // name, MAC (any notation) or IP; its name, index and IP come from its naming pool and network
 // (src/model/allocation.ts), its attributes from its groups then itself (src/model/cluster.ts).
+// Groups and own attributes of many nodes at once: /nodes/groups, /nodes/attributes (docs/api.md).
 // Routes only: the class itself (fields, rules) is src/model/classes/node.ts.
 import { badRequest, forbidden, notFound } from '../../http/errors.js';
 import { nodeClass } from '../../model/classes/node.js';
@@ -15,17 +16,104 @@ import type { ApiContext } from '../context.js';
 import { attributesFor, nodeViewFor, powerUriFor } from '../credentials.js';
 import { objectRoutes } from '../object-routes.js';
 import { actor, type Request, type Route } from '../route.js';
-import { attributeRoutes } from './attribs.js';
+import { selection, SELECTION_BODY } from '../node-selection.js';
+import { attributeKeys, attributeRoutes } from './attribs.js';
 
 const nodesOf = (ctx: ApiContext) => ctx.model.nodes;
 
-/** Group ids from a POST/DELETE body (one or a list), resolved to uids. */
-function groupUids(ctx: ApiContext, body: unknown): string[] {
+/** Group ids from a POST/DELETE body (or the body field `what` names): one or a list, resolved to uids. */
+function groupUids(ctx: ApiContext, body: unknown, what = 'Request body'): string[] {
   const ids = typeof body === 'string' ? [body] : body;
   if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === 'string'))
-    throw badRequest('Request body must be an attribute group (uid or name) or a non-empty list of them');
+    throw badRequest(`${what} must be an attribute group (uid or name) or a non-empty list of them`);
   return ids.map((id) => ctx.model.objects(attribClass).referenceTo('groups', id));
 }
+
+const groupsOf = (node: StoredRecord) => (node.groups as string[] | undefined) ?? [];
+const ownAttributes = (node: StoredRecord) => (node.attributes as Record<string, string> | undefined) ?? {};
+
+/** What a bulk assignment did to one node: the group uids or attribute keys it gained and lost. */
+type NodeDiff = Record<string, string[]>;
+
+const groupsDiff = (before: StoredRecord, after: StoredRecord): NodeDiff => ({
+  added: groupsOf(after).filter((g) => !groupsOf(before).includes(g)),
+  removed: groupsOf(before).filter((g) => !groupsOf(after).includes(g)),
+});
+
+/** Keys only: values may be BMC credentials, and the keys say what changed. */
+const attributesDiff = (before: StoredRecord, after: StoredRecord): NodeDiff => ({
+  set: Object.keys(ownAttributes(after)).filter((key) => ownAttributes(before)[key] !== ownAttributes(after)[key]),
+  removed: Object.keys(ownAttributes(before)).filter((key) => !Object.hasOwn(ownAttributes(after), key)),
+});
+
+/**
+ * One bulk assignment: the nodes the body names (list, selector or dynamic group; an unknown one
+ * is a 404 naming it) changed by `change` in one transaction, all or none. Answers how many were
+ * selected, what changed on which node and which were already as asked.
+ */
+async function assign(req: Request, ctx: ApiContext, change: (node: StoredRecord) => Record<string, unknown>, diff: (before: StoredRecord, after: StoredRecord) => NodeDiff) {
+  const chosen = selection(ctx, req.body as Record<string, unknown>);
+  const before = new Map<string, StoredRecord>();
+  const after = chosen.length === 0 ? [] : await nodesOf(ctx).modifyMany(actor(req), chosen.map((node) => node.uid), (node) => {
+    before.set(node.uid, node);
+    return change(node);
+  });
+  const results = after.map((node) => ({ uid: node.uid, name: node.name, ...diff(before.get(node.uid)!, node) }));
+  const changed = results.filter((result) => Object.values(result).some((value) => Array.isArray(value) && value.length > 0));
+  return {
+    selected: results.length,
+    changed,
+    unchanged: results.filter((result) => !changed.includes(result)).map(({ uid, name }) => ({ uid, name })),
+  };
+}
+
+const BULK_GROUPS_BODY: Schema = { ...SELECTION_BODY, groups: { type: 'any', required: true, summary: 'Attribute group (uid or name) or a list of them' } };
+const bulkAttributesBody = (summary: string): Schema => ({ ...SELECTION_BODY, attributes: { type: 'any', required: true, summary } });
+const BULK_ANSWER = '{selected, changed: [{uid, name, …}], unchanged: [{uid, name}]}';
+
+/** Groups and own attributes of many nodes at once (docs/api.md, "Bulk assignment"). */
+const bulkRoutes: Route[] = [
+  {
+    method: 'POST', path: '/nodes/groups', access: nodeClass.writeAccess, body: BULK_GROUPS_BODY,
+    summary: `Append attribute group(s) to every node named (nodes | selector | dyngroup), one transaction: ${BULK_ANSWER}, with added and removed group uids`,
+    handler: async (req, ctx) => {
+      const added = groupUids(ctx, (req.body as Record<string, unknown>).groups, `Field 'groups'`);
+      return assign(req, ctx, (node) => ({ ...node, groups: [...groupsOf(node), ...added] }), groupsDiff);
+    },
+  },
+  {
+    method: 'DELETE', path: '/nodes/groups', access: nodeClass.writeAccess, body: BULK_GROUPS_BODY,
+    summary: `Remove attribute group(s) from every node named (nodes | selector | dyngroup), one transaction: ${BULK_ANSWER}, with added and removed group uids`,
+    handler: async (req, ctx) => {
+      const removed = groupUids(ctx, (req.body as Record<string, unknown>).groups, `Field 'groups'`);
+      return assign(req, ctx, (node) => ({ ...node, groups: groupsOf(node).filter((g) => !removed.includes(g)) }), groupsDiff);
+    },
+  },
+  {
+    method: 'PATCH', path: '/nodes/attributes', access: nodeClass.writeAccess, body: bulkAttributesBody('Key-value pairs to set'),
+    summary: `Set the given own attributes of every node named (nodes | selector | dyngroup), keeping the others, one transaction: ${BULK_ANSWER}, with the keys set and removed`,
+    handler: async (req, ctx) => {
+      const pairs = normaliseAttributes((req.body as Record<string, unknown>).attributes, 'attributes');
+      return assign(req, ctx, (node) => ({ ...node, attributes: { ...ownAttributes(node), ...pairs } }), attributesDiff);
+    },
+  },
+  {
+    method: 'PUT', path: '/nodes/attributes', access: nodeClass.writeAccess, body: bulkAttributesBody('Key-value pairs that replace the own attributes'),
+    summary: `Replace the own attributes of every node named (nodes | selector | dyngroup), one transaction: ${BULK_ANSWER}, with the keys set and removed`,
+    handler: async (req, ctx) => {
+      const pairs = normaliseAttributes((req.body as Record<string, unknown>).attributes, 'attributes');
+      return assign(req, ctx, (node) => ({ ...node, attributes: pairs }), attributesDiff);
+    },
+  },
+  {
+    method: 'DELETE', path: '/nodes/attributes', access: nodeClass.writeAccess, body: bulkAttributesBody('Attribute name or a list of names to remove'),
+    summary: `Remove own attribute(s) of every node named (nodes | selector | dyngroup), one transaction: ${BULK_ANSWER}, with the keys set and removed`,
+    handler: async (req, ctx) => {
+      const keys = attributeKeys((req.body as Record<string, unknown>).attributes, `Field 'attributes'`);
+      return assign(req, ctx, (node) => ({ ...node, attributes: Object.fromEntries(Object.entries(ownAttributes(node)).filter(([key]) => !keys.includes(key))) }), attributesDiff);
+    },
+  },
+];
 
 const STATUS_BODY: Schema = {
   status: { type: 'object', summary: 'Status values (replace the previous status)' },
@@ -95,6 +183,7 @@ function withCredentialsMasked(route: Route): Route {
 
 export const nodeRoutes: Route[] = [
   ...objectRoutes(nodeClass).map(withCredentialsMasked),
+  ...bulkRoutes,
   {
     method: 'GET', path: '/node/:id/groups', access: 'role.authuser', summary: 'The node\'s attribute groups (uids), in order',
     handler: (req, ctx) => nodesOf(ctx).resolve(req.params.id!).groups ?? [],

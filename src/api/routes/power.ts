@@ -1,14 +1,11 @@
 // Power control and boot device routes (spec 001: GET/PUT /node/<UID>/power_state), plus bulk
 // forms over a list of nodes, a selector or a dynamic group. See docs/power.md.
 import { badRequest, HttpError } from '../../http/errors.js';
-import { dyngroupClass } from '../../model/classes/dyngroup.js';
-import { nodes, selectorSubjects } from '../../model/cluster.js';
 import type { Schema } from '../../model/schema.js';
-import { selectNodes } from '../../model/selector.js';
 import { BmcFailure, type NodePowerResult } from '../../power/service.js';
 import { parseSteps, POWER_STATES, stepsForState, type PowerStateRequest, type PowerStep } from '../../power/steps.js';
-import type { StoredRecord } from '../../store/store.js';
 import type { ApiContext } from '../context.js';
+import { querySelection, selection, SELECTION_BODY } from '../node-selection.js';
 import type { Route } from '../route.js';
 
 const power = (ctx: ApiContext) => ctx.power;
@@ -39,12 +36,6 @@ const ACTION_BODY: Schema = {
   steps: { type: 'any', summary: 'Explicit steps instead of state, e.g. ["soft", "wait 60", "off"] (docs/power.md)' },
 };
 
-const SELECTION_BODY: Schema = {
-  nodes: { type: 'string[]', summary: 'Nodes (uid, name, MAC or IP)' },
-  selector: { type: 'string', summary: 'Node selector (docs/selector.md)' },
-  dyngroup: { type: 'string', summary: 'Dynamic group (uid or name)' },
-};
-
 function stepsOf(body: Record<string, unknown>): PowerStep[] {
   if (body.steps !== undefined && body.state !== undefined) throw badRequest(`Send 'state' or 'steps', not both`);
   if (body.steps !== undefined) {
@@ -60,38 +51,6 @@ function stepsOf(body: Record<string, unknown>): PowerStep[] {
     throw badRequest(`Nothing to do: send 'state' (${POWER_STATES.join(', ')}) or 'steps'${body.force === undefined ? '' : `; 'force' only modifies 'state': "power off"`}`);
   const state = (body.state as string).startsWith('power ') ? body.state as PowerStateRequest : `power ${body.state as string}` as PowerStateRequest;
   return stepsForState(state, body.force === true);
-}
-
-/** The nodes a bulk request names: exactly one of a list, a selector or a dynamic group. */
-function selection(ctx: ApiContext, source: Record<string, unknown>): StoredRecord[] {
-  const given = (['nodes', 'selector', 'dyngroup'] as const).filter((k) => source[k] !== undefined);
-  if (given.length !== 1) throw badRequest(`Name the nodes with exactly one of 'nodes', 'selector' or 'dyngroup'`);
-  if (source.nodes !== undefined) {
-    const ids = source.nodes as string[];
-    if (ids.length === 0) throw badRequest(`'nodes' must not be empty`);
-    const found = new Map<string, StoredRecord>();
-    for (const id of ids) {
-      const node = nodeOf(ctx, id);
-      found.set(node.uid, node);
-    }
-    return [...found.values()];
-  }
-  const selector = source.selector !== undefined
-    ? source.selector as string
-    : ctx.model.objects(dyngroupClass).resolve(source.dyngroup as string).selector as string;
-  const result = selectNodes(selector, selectorSubjects(ctx.store));
-  if (!result.ok) throw badRequest(`Selector at column ${result.column}: ${result.reason}`);
-  const all = nodes(ctx.store);
-  return result.uids.map((uid) => all.get(uid)!).filter((n) => n !== undefined);
-}
-
-/** Selection from a GET query: `nodes` (comma list), `selector` or `dyngroup`. */
-function querySelection(ctx: ApiContext, query: URLSearchParams): StoredRecord[] {
-  const source: Record<string, unknown> = {};
-  if (query.has('nodes')) source.nodes = query.get('nodes')!.split(',').filter((s) => s !== '');
-  if (query.has('selector')) source.selector = query.get('selector');
-  if (query.has('dyngroup')) source.dyngroup = query.get('dyngroup');
-  return selection(ctx, source);
 }
 
 /** `?detail` (any value but `0` or `false`): the single-node routes answer with more than the spec shows. */

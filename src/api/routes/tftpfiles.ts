@@ -17,7 +17,7 @@ export const MAX_TFTP_NAME_LENGTH = 128;
 const NAME = /^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/;
 
 /** The content-store id of TFTP file `name`, or a 400 saying what a name may be. */
-function tftpFileId(name: string): string {
+export function tftpFileId(name: string): string {
   if (name.length > MAX_TFTP_NAME_LENGTH || !NAME.test(name))
     throw badRequest(`Bad TFTP file name '${name}': 1..${MAX_TFTP_NAME_LENGTH} letters, digits, '.', '_', '+' or '-', not starting with '.' (a file name, not a path)`);
   return TFTP_FILE_PREFIX + name;

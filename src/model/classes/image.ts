@@ -20,11 +20,11 @@ export function presentReferencesByName(references: readonly Reference[], record
 }
 
 /**
- * `distro` is shown by name (the spec's example: `"distro": "CentOS"`); `parent` by uid, as the
- * spec's prose says it is stored (its example shows only `null`), which also keeps an image's
- * cached view independent of other images' names (docs/spec-decisions.md).
+ * `distro` and `parent` are shown by name, as the spec's example shows `"distro": "CentOS"` and a
+ * boot config's `"image": "DefaultImage"`: the prose of all three says "stores this as a UID, but
+ * will accept a UID or name" (docs/spec-decisions.md).
  */
-const SHOWN_BY_NAME: readonly Reference[] = [{ field: 'distro', className: 'distro' }];
+const SHOWN_BY_NAME: readonly Reference[] = [{ field: 'parent', className: 'image' }, { field: 'distro', className: 'distro' }];
 
 export const imageClass: ObjectClass = {
   name: 'image',
@@ -34,12 +34,12 @@ export const imageClass: ObjectClass = {
   readAccess: 'role.authuser',
   writeAccess: 'role.fulladmin',
   frozenReason: 'Cannot modify frozen image.',
-  references: [{ field: 'parent', className: 'image' }, ...SHOWN_BY_NAME],
+  references: SHOWN_BY_NAME,
   files: ['content'],
   fields: {
     name: { type: 'string', required: true, summary: 'Name of the image' },
     description: { type: 'string', summary: 'Free text' },
-    parent: { type: 'string', summary: 'Image this one was derived from (UID or name; stored and shown as UID; null when unset); informational only' },
+    parent: { type: 'string', summary: 'Image this one was derived from (UID or name; stored as UID, shown by name; null when unset); informational only' },
     distro: { type: 'string', summary: 'Software distribution of the image (UID or name; stored as UID, shown by name)' },
     content: {
       type: 'object', readOnly: true,
@@ -47,7 +47,8 @@ export const imageClass: ObjectClass = {
     },
     exports: { type: 'object', readOnly: true, summary: 'Where the image is exported (iSCSI targets per head); keel exports none: always {}', source: 'keel' },
   },
-  viewReads: ['distro'],
+  // An image's view shows its parent's name: a change to any image drops every image's cached view.
+  viewReads: ['image', 'distro'],
   present(record, view, store) {
     presentReferencesByName(SHOWN_BY_NAME, record, view, store);
     view.parent ??= null;

@@ -1,7 +1,7 @@
 // Network objects (spec 001, Network Objects): the subnets nodes get addresses on, with what
 // authoritative DHCP hands out there (docs/dhcp.md).
 import { formatIPv4, inSubnet, parseIPv4, subnetBase, subnetSize } from '../address.js';
-import { referrers } from '../cluster.js';
+import { NETWORK_ORDER_FIELD, networkOrder, networks, referrers } from '../cluster.js';
 import { networkIndexes } from '../indexes.js';
 import type { ObjectClass } from '../object-store.js';
 
@@ -61,6 +61,15 @@ export const networkClass: ObjectClass = {
     dhcp_mode: { type: 'string', enum: ['proxy', 'authoritative'], summary: 'DHCP on this subnet: proxy (default; boot information only, beside the site\'s DHCP server) or authoritative (keel leases node addresses; docs/dhcp.md)' },
     dns_servers: { type: 'string[]', summary: 'IPv4 addresses of DNS servers given to nodes by authoritative DHCP' },
     lease_time: { type: 'integer', summary: 'Authoritative DHCP lease time in seconds (default 3600)' },
+  },
+  derive(record, { previous, store }) {
+    // The creation order decides the default network (cluster.ts, defaultNetwork); kept across
+    // PATCH and PUT (an internal field), set once here. Writes are serialised, so no two
+    // networks get the same number.
+    if (previous !== undefined) return;
+    let last = 0;
+    for (const net of networks(store).list()) last = Math.max(last, networkOrder(net));
+    record[NETWORK_ORDER_FIELD] = last + 1;
   },
   validate: networkProblem,
   inUse: (record, store) => referrers(store, record.uid, `network ${String(record.name ?? record.uid)}`),
