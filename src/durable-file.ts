@@ -1,7 +1,7 @@
-// Files that must be whole or absent after a crash (keys, certificates): written beside their
+// Files that must be whole or absent after a crash (keys, certificates, the CLI's tokens, what keel install lays out): written beside their
 // place, synced, renamed over it, and the directory synced so that the rename itself survives
-// power loss. A base file: the layers that keep such files (ssh, http) import no layer in common.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+// power loss. A base file: the layers that keep such files (ssh, http, cli) import no layer in common.
+import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** Write `text` to `path` with `mode` (the temporary file is created with it: never readable by others meanwhile). */
@@ -9,6 +9,8 @@ export function writeFileDurably(path: string, text: string, mode: number): void
   const temp = `${path}.${process.pid}.tmp`;
   const fd = openSync(temp, 'w', mode);
   try {
+    // A temporary file a crash left behind keeps its old mode through open(): set it before writing.
+    fchmodSync(fd, mode);
     writeSync(fd, text);
     fsyncSync(fd);
   } finally {

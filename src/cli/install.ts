@@ -2,11 +2,12 @@
 // throwaway directory in tests, an image's root when building one): the binary where the unit runs
 // it, the unit, a commented keel.toml, the data directory, and sysusers.d/tmpfiles.d snippets.
 // It never overwrites an existing keel.toml: that is the operator's.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { stringify } from 'smol-toml';
 import { configDefaults, DEFAULT_CONFIG_FILE } from '../config.js';
+import { writeFileDurably } from '../durable-file.js';
 import { KEEL_UNIT } from './unit.js';
 
 /** Where the unit's ExecStart expects the binary. */
@@ -95,10 +96,7 @@ function makeDir(path: string, mode: number): void {
 /** Write `contents` to `path` atomically (a reader never sees half a file) with `mode`. */
 function writeFile(path: string, contents: string, mode: number): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, contents, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
+  writeFileDurably(path, contents, mode);
 }
 
 export function install(options: InstallOptions): InstallResult {

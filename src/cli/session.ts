@@ -3,10 +3,11 @@
 // ($XDG_CONFIG_HOME/keel/cli.json, else ~/.config/keel/cli.json; directory 0700, file 0600, written
 // atomically). An access token the head refuses (expired, 401) is traded once for new tokens with
 // the refresh token (GET /newtoken), stored, and the call repeated. docs/cli.md, "Login and tokens".
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadConfig, type KeelConfig } from '../config.js';
+import { writeFileDurably } from '../durable-file.js';
 import { ApiClient, ApiError, apiBase, PASSWORD_ENV, readLoginPassword } from './client.js';
 
 /** Environment variable naming the head when --url is not given. */
@@ -60,10 +61,7 @@ export class TokenFile {
   /** Written to a temporary file (0600 from its creation) and renamed: never a half-written or readable-by-others file. */
   write(contents: CliFile): void {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(contents, null, 2)}\n`, { mode: 0o600 });
-    chmodSync(tmp, 0o600); // a tmp file left by a crash keeps its old mode through writeFileSync
-    renameSync(tmp, this.path);
+    writeFileDurably(this.path, `${JSON.stringify(contents, null, 2)}\n`, 0o600);
   }
 
   update(change: (contents: CliFile) => void): void {
